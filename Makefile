@@ -17,7 +17,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
            -Wpointer-arith -Wformat=2 -Wundef -Wvla
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) $(CFLAGS) \
-              -I. -I$(BUILD)/gen -MMD -MP
+              -fPIC -I. -I$(BUILD)/gen -MMD -MP
 ALL_LDFLAGS := $(LDFLAGS)
 ifeq ($(SANITIZE),1)
 ALL_CFLAGS  += -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -37,28 +37,46 @@ STORAGE_SRC  := $(wildcard storage/*.c)
 PROTO_SRC    := $(wildcard proto/*.proto)
 PROTO_GEN_C  := $(patsubst proto/%.proto,$(BUILD)/gen/proto/%.pb-c.c,$(PROTO_SRC))
 SIM_LIB_SRC  := $(filter-out test/sim/test_%.c test/sim/sim_fuzz.c,$(wildcard test/sim/*.c))
+SERVER_SRC   := $(wildcard server/*.c)
+CLIENT_LIB_SRC := $(wildcard client/lib/*.c)
+PROTO_GEN_H  := $(PROTO_GEN_C:.c=.h)
 
 RAFT_OBJ     := $(RAFT_SRC:%.c=$(BUILD)/%.o)
 STORAGE_OBJ  := $(STORAGE_SRC:%.c=$(BUILD)/%.o)
 PROTO_OBJ    := $(PROTO_GEN_C:%.c=%.o)
 SIM_LIB_OBJ  := $(SIM_LIB_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ   := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+CLIENT_LIB_OBJ := $(CLIENT_LIB_SRC:%.c=$(BUILD)/%.o)
 
 LIBRAFT    := $(BUILD)/libraft.a
 LIBSTORAGE := $(BUILD)/libstorage.a
 LIBPROTO   := $(BUILD)/libcairnproto.a
+LIBCAIRN   := $(BUILD)/libcairn.a
+LIBCAIRN_SO := $(BUILD)/libcairn.so
+CAIRND     := $(BUILD)/cairnd
+CAIRNCTL   := $(BUILD)/cairnctl
+CAIRN_BENCH := $(BUILD)/cairn-bench
+CLIENT_PROGS := $(if $(wildcard client/cairnctl.c),$(CAIRNCTL)) \
+                $(if $(wildcard client/cairn-bench.c),$(CAIRN_BENCH))
+EXAMPLES   := $(patsubst client/examples/%.c,$(BUILD)/examples/%,$(wildcard client/examples/*.c))
 
 UNIT_RAFT_TESTS    := $(patsubst %.c,$(BUILD)/%,$(wildcard test/unit/test_raft*.c))
 UNIT_STORAGE_TESTS := $(patsubst %.c,$(BUILD)/%,$(wildcard test/unit/test_storage*.c))
 SIM_TESTS          := $(patsubst %.c,$(BUILD)/%,$(wildcard test/sim/test_*.c))
+CLIENT_TESTS       := $(patsubst %.c,$(BUILD)/%,$(wildcard test/unit/test_client*.c))
+INTEGRATION_TESTS  := $(patsubst %.c,$(BUILD)/%,$(wildcard test/integration/test_*.c))
 SIM_FUZZ           := $(BUILD)/cairn-sim
 BENCH_STORAGE      := $(BUILD)/bench-storage
 
-TESTS := $(UNIT_RAFT_TESTS) $(UNIT_STORAGE_TESTS) $(SIM_TESTS)
+TESTS := $(UNIT_RAFT_TESTS) $(UNIT_STORAGE_TESTS) $(SIM_TESTS) $(CLIENT_TESTS) \
+         $(INTEGRATION_TESTS)
 
-.PHONY: all deps test check run sim bench-storage clean format install-deps
+.PHONY: all deps test check run sim bench-storage clean format install-deps install
 .DEFAULT_GOAL := all
 
-all: $(LIBRAFT) $(LIBSTORAGE) $(TESTS) $(SIM_FUZZ) $(if $(wildcard test/bench/bench_storage.c),$(BENCH_STORAGE))
+all: $(LIBRAFT) $(LIBSTORAGE) $(if $(SERVER_SRC),$(CAIRND)) \
+     $(if $(CLIENT_LIB_SRC),$(LIBCAIRN) $(LIBCAIRN_SO) $(BUILD)/cairn.pc $(CLIENT_PROGS) $(EXAMPLES)) \
+     $(TESTS) $(SIM_FUZZ) $(if $(wildcard test/bench/bench_storage.c),$(BENCH_STORAGE))
 
 # ---- dependencies: installed on demand, once per build directory ----------
 $(DEPS_STAMP): scripts/install-deps.sh
@@ -86,6 +104,33 @@ $(LIBSTORAGE): $(STORAGE_OBJ)
 	@rm -f $@; $(AR) rcs $@ $^
 $(LIBPROTO): $(PROTO_OBJ)
 	@rm -f $@; $(AR) rcs $@ $^
+# libcairn carries the generated protobuf code it needs, so embedders link one library.
+$(LIBCAIRN): $(CLIENT_LIB_OBJ) $(PROTO_OBJ)
+	@rm -f $@; $(AR) rcs $@ $^
+$(LIBCAIRN_SO): $(CLIENT_LIB_OBJ) $(PROTO_OBJ)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libcairn.so.0 $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS)
+$(BUILD)/cairn.pc: Makefile
+	@mkdir -p $(@D)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: cairn' 'Description: C client library for the Cairn replicated key-value store' \
+	  'Version: 0.1.0' 'Requires.private: libprotobuf-c libuv' \
+	  'Libs: -L$${libdir} -lcairn' 'Libs.private: -lprotobuf-c -luv -pthread' \
+	  'Cflags: -I$${includedir}' > $@
+
+# Objects that include generated headers wait for protoc-c.
+$(SERVER_OBJ) $(CLIENT_LIB_OBJ) $(BUILD)/client/cairnctl.o $(BUILD)/client/cairn-bench.o \
+  $(CLIENT_TESTS:=.o) $(INTEGRATION_TESTS:=.o) $(EXAMPLES:$(BUILD)/examples/%=$(BUILD)/client/examples/%.o): \
+  | $(PROTO_GEN_H)
+
+$(CAIRND): $(SERVER_OBJ) $(LIBRAFT) $(LIBSTORAGE) $(LIBPROTO)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(UV_LIBS) $(LMDB_LIBS) $(PROTOBUF_LIBS) -lm
+$(CAIRNCTL): $(BUILD)/client/cairnctl.o $(LIBCAIRN)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) -lm
+$(CAIRN_BENCH): $(BUILD)/client/cairn-bench.o $(LIBCAIRN)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) -lm
+$(BUILD)/examples/%: $(BUILD)/client/examples/%.o $(LIBCAIRN)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS)
 
 # raft/ is tested alone: no libuv, LMDB or protobuf-c on its link line.
 $(UNIT_RAFT_TESTS): $(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(LIBRAFT)
@@ -96,6 +141,12 @@ $(SIM_TESTS): $(BUILD)/test/sim/%: $(BUILD)/test/sim/%.o $(SIM_LIB_OBJ) $(LIBRAF
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CHECK_LIBS)
 $(SIM_FUZZ): $(BUILD)/test/sim/sim_fuzz.o $(SIM_LIB_OBJ) $(LIBRAFT)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ -lm
+$(CLIENT_TESTS): $(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(LIBCAIRN)
+	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
+# Integration tests drive real cairnd processes (found next to them in $(BUILD)).
+$(INTEGRATION_TESTS): $(BUILD)/test/integration/%: $(BUILD)/test/integration/%.o $(LIBCAIRN) \
+                      | $(CAIRND) $(CLIENT_PROGS)
+	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
 $(BENCH_STORAGE): $(BUILD)/test/bench/bench_storage.o $(LIBSTORAGE)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(LMDB_LIBS)
 
@@ -108,7 +159,7 @@ test:
 	$(MAKE) --no-print-directory CC=clang BUILD=build/clang all
 
 check: all
-	@set -e; for t in $(TESTS); do echo "== $$t"; CK_FORK=yes $$t; done
+	@set -e; for t in $(TESTS); do echo "== $$t"; CK_FORK=yes CAIRN_BUILD=$(BUILD) $$t; done
 	@echo "== $(SIM_FUZZ) (fuzzy tier, $(TEST_SEEDS) seeds)"
 	@$(SIM_FUZZ) --seeds $(TEST_SEEDS)
 
@@ -121,6 +172,15 @@ bench-storage: $(BENCH_STORAGE)
 
 run: all
 	@$(SIM_FUZZ) --demo
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(CAIRND) $(CLIENT_PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(LIBCAIRN) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIBCAIRN_SO) $(DESTDIR)$(PREFIX)/lib/libcairn.so.0
+	ln -sf libcairn.so.0 $(DESTDIR)$(PREFIX)/lib/libcairn.so
+	install -m 644 client/cairn.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/cairn.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -520,6 +520,10 @@ raft_index raft_persisted_index(const struct raft *r)
 {
 	return r->persisted;
 }
+uint64_t raft_next_timeout(const struct raft *r)
+{
+	return next_timeout(r);
+}
 raft_index raft_first_index(const struct raft *r)
 {
 	return r->log.first;

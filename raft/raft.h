@@ -281,6 +281,8 @@ raft_index raft_commit_index(const struct raft *r);
 raft_index raft_last_index(const struct raft *r);
 raft_index raft_persisted_index(const struct raft *r);
 raft_index raft_first_index(const struct raft *r);
+/* When raft_tick() should be called next (absolute, the clock of `now`). */
+uint64_t raft_next_timeout(const struct raft *r);
 /* The in-memory log entry at `index` (pointers valid until the next call that changes the
  * log). Returns 0, or RAFT_EINVAL when index is outside [first_index, last_index]. For
  * checkers and tests. */

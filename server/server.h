@@ -1,0 +1,281 @@
+/* server.h — cairnd's shared structures: configuration, connections, the node and its storage
+ * worker. */
+#ifndef CAIRN_SERVER_H
+#define CAIRN_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proto/cairn.pb-c.h"
+#include "proto/peer.pb-c.h"
+#include "raft/raft.h"
+#include "storage/storage.h"
+
+#define CAIRN_VERSION		    "0.1.0"
+#define CAIRN_MAX_MEMBERS	    9
+#define CAIRN_ADDR_MAX		    256
+#define CAIRN_NAME_MAX		    64
+#define CAIRN_DEFAULT_CLIENT_ADDR   "127.0.0.1:7379"
+#define CAIRN_DEFAULT_PEER_ADDR	    "127.0.0.1:7380"
+#define CAIRN_DEFAULT_DATA_DIR	    "./cairn-data"
+#define CAIRN_DEFAULT_MAX_FRAME	    (4u << 20)
+#define CAIRN_MIN_MAX_FRAME	    (64u << 10)
+#define CAIRN_PEER_MAX_FRAME	    (64u << 20) /* AppendEntries batches are bounded below it */
+#define CAIRN_PEER_MAX_BUFFERED	    (64u << 20) /* drop messages to a peer that is this far behind */
+#define CAIRN_PEER_BACKOFF_MIN_MS   50u
+#define CAIRN_PEER_BACKOFF_MAX_MS   2000u
+#define CAIRN_PEER_PROTOCOL_VERSION 1u
+#define CAIRN_MAX_PENDING_PER_CONN  4096u /* requests in flight on one client connection */
+#define CAIRN_READ_BUF_MIN	    (64u << 10)
+#define CAIRN_APPLY_BATCH_MAX	    4096u /* committed entries per apply transaction */
+
+enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+
+struct member_addr {
+	raft_id id;
+	char peer_addr[CAIRN_ADDR_MAX];
+};
+
+struct config {
+	raft_id id;
+	char name[CAIRN_NAME_MAX];
+	char data_dir[1024];
+	char listen_client[CAIRN_ADDR_MAX];
+	char advertise_client[CAIRN_ADDR_MAX];
+	char listen_peer[CAIRN_ADDR_MAX];
+	struct member_addr members[CAIRN_MAX_MEMBERS];
+	size_t n_members;
+	char initial_cluster[4096];
+	uint32_t heartbeat_ms;
+	uint32_t election_timeout_ms;
+	uint32_t max_frame_bytes;
+	size_t map_size;
+	int log_level;
+	bool nosync; /* tests only */
+};
+
+/* Fills defaults, then applies the config file named by --config (if any), then the flags.
+ * Returns 0, or -1 after printing what is wrong to stderr; 1 when --help/--version printed. */
+int config_parse(struct config *c, int argc, char **argv);
+
+/* ---- logging --------------------------------------------------------------- */
+
+struct server;
+void slog(struct server *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- byte buffers and framed connections ------------------------------------- */
+
+struct buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+int buf_reserve(struct buf *b, size_t extra);
+void buf_free(struct buf *b);
+
+enum conn_kind { CONN_CLIENT = 1, CONN_PEER_IN = 2, CONN_PEER_OUT = 3 };
+
+struct conn {
+	uv_tcp_t tcp;
+	struct server *s;
+	int kind;
+	uint64_t id;
+	int refs;     /* the handle + each pending request that will answer on it */
+	bool closing; /* uv_close called or about to be */
+	bool close_after_flush;
+	bool writing;
+	bool connected;
+	struct buf in;
+	struct buf out;	     /* queued, not yet handed to uv_write */
+	struct buf inflight; /* handed to uv_write */
+	uv_write_t wreq;
+	uint32_t max_frame;
+	size_t pending;	   /* client: requests not yet answered */
+	struct peer *peer; /* CONN_PEER_OUT: owner; CONN_PEER_IN: set after Hello */
+	raft_id remote_id;
+	struct conn *next, *prev; /* in s->conns */
+	bool flush_queued;
+};
+
+/* Appends a frame (4-byte big-endian length + packed message) to the connection's output;
+ * it is written in the before-sleep flush. Returns 0 or -1 (no memory: the connection is
+ * closed). */
+int conn_send_msg(struct conn *c, const ProtobufCMessage *msg);
+void conn_close(struct conn *c, const char *why);
+void conn_unref(struct conn *c);
+void conn_flush_all(struct server *s);
+/* Starts reading with frame handling for the kind; for accepted and connected sockets. */
+int conn_start(struct conn *c);
+struct conn *conn_new(struct server *s, int kind);
+
+/* ---- peers ----------------------------------------------------------------- */
+
+struct peer {
+	struct server *s;
+	raft_id id;
+	char peer_addr[CAIRN_ADDR_MAX];
+	char client_addr[CAIRN_ADDR_MAX]; /* learned from its Hello */
+	struct conn *out;		  /* outbound connection, NULL when down */
+	uv_timer_t retry;
+	uint32_t backoff_ms;
+	bool up;
+	bool ever_up;
+	bool reported_down;
+	uint64_t dropped;
+};
+
+int peers_start(struct server *s);
+void peers_stop(struct server *s);
+void peer_send_raft(struct server *s, const struct raft_message *m);
+void peer_on_frame(struct conn *c, const uint8_t *data, size_t len);
+void peer_on_close(struct conn *c);
+struct peer *peer_by_id(struct server *s, raft_id id);
+/* Encodes a raft message into a PeerFrame (len-prefixed) appended to `b`. */
+int peer_encode_raft(struct buf *b, const struct raft_message *m);
+
+/* ---- storage worker --------------------------------------------------------- */
+
+struct encoded_msg {
+	raft_id to;
+	struct buf frame;
+};
+
+enum job_kind { JOB_PERSIST = 1, JOB_APPLY = 2 };
+
+struct job {
+	int kind;
+	struct job *next;
+	/* JOB_PERSIST */
+	uint64_t truncate_from;
+	struct storage_entry *entries; /* data copied into `arena` */
+	size_t n_entries;
+	bool has_hs;
+	struct storage_hard_state hs;
+	struct encoded_msg *after; /* sent when this job (and all before it) completed */
+	size_t n_after;
+	/* JOB_APPLY */
+	struct storage_entry *apply; /* committed entries (data copied) */
+	size_t n_apply;
+	struct storage_result *results; /* filled by the worker, one per entry */
+	uint8_t *arena;
+	int err; /* storage error of the job, reported to the loop */
+};
+
+struct worker {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct job *head, *tail;	   /* to do */
+	struct job *done_head, *done_tail; /* done, for the loop */
+	bool stop;
+	bool started;
+	uv_async_t done_async;
+	struct server *s;
+	uint64_t persists, applies;
+};
+
+int worker_start(struct server *s);
+void worker_submit(struct server *s, struct job *j);
+/* Asks the thread to finish what is queued and exit; joins it. */
+void worker_stop(struct server *s);
+void job_free(struct job *j);
+
+/* ---- the node: pending client work ------------------------------------------ */
+
+enum pending_kind { PENDING_WRITE = 1, PENDING_SESSION = 2, PENDING_READ = 3 };
+
+struct pending {
+	int kind;
+	struct conn *conn;
+	uint64_t req_id;
+	int op; /* Cairn__Request__OpCase of the request */
+	raft_term term;
+	raft_index index;
+	uint64_t read_ctx;
+	Cairn__Request *req; /* PENDING_READ: the decoded request, served once applied */
+	struct pending *next;
+};
+
+struct pending_list {
+	struct pending *head, *tail;
+	size_t n;
+};
+
+struct server {
+	struct config cfg;
+	uv_loop_t *loop;
+	struct raft *raft;
+	storage_t *store;
+	uint64_t cluster_id;
+	struct peer peers[CAIRN_MAX_MEMBERS];
+	size_t n_peers;
+
+	uv_tcp_t client_listener;
+	uv_tcp_t peer_listener;
+	bool listeners_open;
+	uv_timer_t raft_timer;
+	uv_prepare_t before_sleep;
+	uv_signal_t sig_term, sig_int;
+
+	struct worker worker;
+	size_t jobs_in_flight;
+
+	struct conn *conns;
+	uint64_t next_conn_id;
+
+	struct pending_list writes;	 /* proposals by increasing index */
+	struct pending_list reads;	 /* waiting for a read index */
+	struct pending_list reads_ready; /* have a read index, waiting for apply */
+	uint64_t next_read_ctx;
+
+	raft_index applied;
+	raft_term applied_term;
+	int role;
+	raft_id leader;
+	bool nospace; /* the store is full: refuse writes until an apply succeeds */
+	bool stopping;
+	int exit_code;
+	uint64_t entries_applied;
+	uint64_t rng; /* state of the election-timeout random source */
+};
+
+/* node.c */
+int node_start(struct server *s);
+void node_stop(struct server *s);
+void node_on_client_frame(struct conn *c, const uint8_t *data, size_t len);
+void node_on_conn_close(struct conn *c);
+void node_on_job_done(struct server *s, struct job *j);
+void node_process_updates(struct server *s);
+const char *node_leader_client_addr(struct server *s, raft_id leader);
+
+/* convert.c: protobuf <-> storage structures */
+struct txn_build {
+	struct storage_txn txn;
+	struct storage_compare *compares;
+	struct storage_op *success;
+	struct storage_op *failure;
+};
+/* Builds a storage txn pointing into `t` (borrowed; keep `t` alive). 0 or a STORAGE_E*. */
+int convert_txn(const Cairn__TxnRequest *t, struct txn_build *out);
+void convert_txn_free(struct txn_build *b);
+/* Wraps put/delete into a one-op txn request (pointing into `req`). */
+int convert_request_txn(const Cairn__Request *req, Cairn__TxnRequest *txn, Cairn__RequestOp *op,
+			Cairn__RequestOp **ops);
+/* Converts a storage result into the response op for the request kind; allocations are
+ * tracked in `arena` and freed with convert_arena_free. */
+struct arena {
+	void **v;
+	size_t n, cap;
+};
+void *arena_alloc(struct arena *a, size_t size);
+void arena_free(struct arena *a);
+int convert_result(const struct storage_result *r, int op_case, Cairn__Response *resp,
+		   struct arena *a);
+int convert_range_result(const struct storage_op_result *r, Cairn__RangeResponse *out,
+			 struct arena *a);
+Cairn__ErrorCode convert_storage_error(int err);
+
+#endif /* CAIRN_SERVER_H */

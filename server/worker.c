@@ -1,0 +1,341 @@
+/* worker.c — the storage thread: group-committed log appends and state machine applies, off the
+ * event loop. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/server.h"
+
+/* Decodes committed entries into storage commands. Normal entries carry a peer.Command; the
+ * protobuf objects must live until storage_apply returns. */
+struct decoded {
+	struct storage_cmd *cmds;
+	Cairn__Peer__Command **pb;
+	struct txn_build *tb;
+	Cairn__TxnRequest *wrapped; /* unused: commands always carry a txn */
+	size_t n;
+};
+
+static void decoded_free(struct decoded *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (d->pb && d->pb[i])
+			cairn__peer__command__free_unpacked(d->pb[i], NULL);
+		if (d->tb)
+			convert_txn_free(&d->tb[i]);
+	}
+	free(d->cmds);
+	free(d->pb);
+	free(d->tb);
+	memset(d, 0, sizeof(*d));
+}
+
+static int decode_entries(const struct storage_entry *e, size_t n, struct decoded *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->cmds = calloc(n, sizeof(*d->cmds));
+	d->pb = calloc(n, sizeof(*d->pb));
+	d->tb = calloc(n, sizeof(*d->tb));
+	d->n = n;
+	if (d->cmds == NULL || d->pb == NULL || d->tb == NULL)
+		return STORAGE_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct storage_cmd *c = &d->cmds[i];
+		c->index = e[i].index;
+		c->term = e[i].term;
+		c->type = STORAGE_CMD_NOOP;
+		if (e[i].type != RAFT_ENTRY_NORMAL)
+			continue;
+		Cairn__Peer__Command *pc = cairn__peer__command__unpack(NULL, e[i].len, e[i].data);
+		if (pc == NULL) {
+			/* Cannot happen for entries this code wrote; applying it as a no-op keeps
+			 * every replica identical (they all decode the same bytes the same way). */
+			continue;
+		}
+		d->pb[i] = pc;
+		if (pc->cmd_case == CAIRN__PEER__COMMAND__CMD_OPEN_SESSION) {
+			c->type = STORAGE_CMD_REGISTER_SESSION;
+		} else if (pc->cmd_case == CAIRN__PEER__COMMAND__CMD_TXN) {
+			c->type = STORAGE_CMD_TXN;
+			c->client_id = pc->client_id;
+			c->seq = pc->seq;
+			int rv = convert_txn(pc->txn, &d->tb[i]);
+			if (rv == STORAGE_ENOMEM)
+				return rv;
+			/* A conversion error leaves an empty-but-invalid txn: storage_apply reports
+			 * it deterministically as the command's status. */
+			c->txn = d->tb[i].txn;
+		}
+	}
+	return 0;
+}
+
+static _Noreturn void fatal(struct worker *w, const char *what, int err, const char *msg)
+{
+	/* fsyncgate: after a failed fsync the kernel may have dropped dirty pages; the only
+	 * safe reaction is to stop, and let Raft recover from the other replicas and the log. */
+	slog(w->s, LOG_ERROR, "FATAL: %s failed: %s (%s); exiting", what, storage_strerror(err),
+	     msg);
+	fflush(stderr);
+	_exit(3);
+}
+
+/* Runs queued jobs: all persists of a batch in one transaction (one fsync), then all applies
+ * in one transaction. */
+static void run_batch(struct worker *w, struct job *batch)
+{
+	char msg[STORAGE_ERRMSG_SIZE];
+	storage_t *st = w->s->store;
+
+	/* 1. merge the persist jobs, in order, into one storage_persist */
+	size_t total = 0;
+	for (struct job *j = batch; j; j = j->next)
+		if (j->kind == JOB_PERSIST)
+			total += j->n_entries;
+	struct storage_entry *ents = NULL;
+	if (total > 0) {
+		ents = malloc(total * sizeof(*ents));
+		if (ents == NULL)
+			fatal(w, "allocation", STORAGE_ENOMEM, "persist batch");
+	}
+	struct storage_persist p = {0};
+	struct storage_hard_state hs;
+	size_t n = 0;
+	bool any = false;
+	for (struct job *j = batch; j; j = j->next) {
+		if (j->kind != JOB_PERSIST)
+			continue;
+		any = true;
+		if (j->truncate_from != 0) {
+			if (p.truncate_from == 0 || j->truncate_from < p.truncate_from)
+				p.truncate_from = j->truncate_from;
+			while (n > 0 && ents[n - 1].index >= j->truncate_from)
+				n--;
+		}
+		if (j->n_entries > 0) {
+			/* An append that overlaps what this batch holds replaces it. */
+			while (n > 0 && ents[n - 1].index >= j->entries[0].index)
+				n--;
+			memcpy(ents + n, j->entries, j->n_entries * sizeof(*ents));
+			n += j->n_entries;
+		}
+		if (j->has_hs) {
+			hs = j->hs;
+			p.hard_state = &hs;
+		}
+	}
+	if (any && (n > 0 || p.hard_state != NULL || p.truncate_from != 0)) {
+		p.entries = ents;
+		p.n_entries = n;
+		for (;;) {
+			int rv = storage_persist(st, &p, msg, sizeof(msg));
+			if (rv == 0)
+				break;
+			if (rv == STORAGE_ENOSPC) {
+				/* Nothing was written; Raft needs these entries on disk before it
+				 * can go on, so wait for space (an operator growing --map-size and
+				 * restarting, or compaction later) while the loop refuses writes.
+				 */
+				for (struct job *j = batch; j; j = j->next)
+					j->err = STORAGE_ENOSPC;
+				slog(w->s, LOG_ERROR, "log append: %s (%s); retrying in 1s",
+				     storage_strerror(rv), msg);
+				pthread_mutex_lock(&w->mu);
+				bool stop = w->stop;
+				pthread_mutex_unlock(&w->mu);
+				if (stop)
+					fatal(w, "log append at shutdown", rv, msg);
+				struct timespec ts = {1, 0};
+				nanosleep(&ts, NULL);
+				continue;
+			}
+			fatal(w, "log append", rv, msg);
+		}
+		w->persists++;
+	}
+	free(ents);
+
+	/* 2. every apply job of the batch in one storage_apply */
+	total = 0;
+	for (struct job *j = batch; j; j = j->next)
+		if (j->kind == JOB_APPLY)
+			total += j->n_apply;
+	if (total == 0)
+		return;
+	struct storage_entry *all = malloc(total * sizeof(*all));
+	struct storage_result *res = calloc(total, sizeof(*res));
+	if (all == NULL || res == NULL)
+		fatal(w, "allocation", STORAGE_ENOMEM, "apply batch");
+	n = 0;
+	for (struct job *j = batch; j; j = j->next)
+		if (j->kind == JOB_APPLY) {
+			memcpy(all + n, j->apply, j->n_apply * sizeof(*all));
+			n += j->n_apply;
+		}
+	struct decoded d;
+	int rv = decode_entries(all, n, &d);
+	if (rv != 0)
+		fatal(w, "decoding committed entries", rv, "out of memory");
+	for (;;) {
+		rv = storage_apply(st, d.cmds, n, res, msg, sizeof(msg));
+		if (rv == 0)
+			break;
+		if (rv == STORAGE_ENOSPC) {
+			for (struct job *j = batch; j; j = j->next)
+				j->err = STORAGE_ENOSPC;
+			slog(w->s, LOG_ERROR, "apply: %s (%s); retrying in 1s",
+			     storage_strerror(rv), msg);
+			struct timespec ts = {1, 0};
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&w->mu);
+			bool stop = w->stop;
+			pthread_mutex_unlock(&w->mu);
+			if (stop)
+				break; /* shutting down: the log holds the entries; applied on
+					  restart */
+			continue;
+		}
+		fatal(w, "apply", rv, msg);
+	}
+	decoded_free(&d);
+	w->applies++;
+	if (rv == 0) {
+		n = 0;
+		for (struct job *j = batch; j; j = j->next)
+			if (j->kind == JOB_APPLY) {
+				j->results = malloc(j->n_apply * sizeof(*j->results));
+				if (j->results == NULL)
+					fatal(w, "allocation", STORAGE_ENOMEM, "results");
+				memcpy(j->results, res + n, j->n_apply * sizeof(*res));
+				n += j->n_apply;
+				j->err = 0;
+			}
+	} else {
+		for (size_t i = 0; i < total; i++)
+			storage_result_free(&res[i]);
+	}
+	free(all);
+	free(res);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->head == NULL && !w->stop)
+			pthread_cond_wait(&w->cond, &w->mu);
+		if (w->head == NULL && w->stop)
+			break;
+		struct job *batch = w->head;
+		w->head = w->tail = NULL;
+		pthread_mutex_unlock(&w->mu);
+
+		run_batch(w, batch);
+
+		pthread_mutex_lock(&w->mu);
+		for (struct job *j = batch, *next; j; j = next) {
+			next = j->next;
+			j->next = NULL;
+			if (w->done_tail)
+				w->done_tail->next = j;
+			else
+				w->done_head = j;
+			w->done_tail = j;
+		}
+		pthread_mutex_unlock(&w->mu);
+		uv_async_send(&w->done_async);
+		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static void on_done(uv_async_t *a)
+{
+	struct worker *w = a->data;
+	pthread_mutex_lock(&w->mu);
+	struct job *list = w->done_head;
+	w->done_head = w->done_tail = NULL;
+	pthread_mutex_unlock(&w->mu);
+	for (struct job *j = list, *next; j; j = next) {
+		next = j->next;
+		w->s->jobs_in_flight--;
+		node_on_job_done(w->s, j);
+		job_free(j);
+	}
+}
+
+int worker_start(struct server *s)
+{
+	struct worker *w = &s->worker;
+	memset(w, 0, sizeof(*w));
+	w->s = s;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	uv_async_init(s->loop, &w->done_async, on_done);
+	w->done_async.data = w;
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		uv_close((uv_handle_t *)&w->done_async, NULL);
+		return -1;
+	}
+	w->started = true;
+	return 0;
+}
+
+void worker_submit(struct server *s, struct job *j)
+{
+	struct worker *w = &s->worker;
+	j->next = NULL;
+	s->jobs_in_flight++;
+	pthread_mutex_lock(&w->mu);
+	if (w->tail)
+		w->tail->next = j;
+	else
+		w->head = j;
+	w->tail = j;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void worker_stop(struct server *s)
+{
+	struct worker *w = &s->worker;
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	w->started = false;
+	/* Jobs finished but not yet seen by the loop: release them. */
+	for (struct job *j = w->done_head, *next; j; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	w->done_head = w->done_tail = NULL;
+	uv_close((uv_handle_t *)&w->done_async, NULL);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cond);
+}
+
+void job_free(struct job *j)
+{
+	if (j == NULL)
+		return;
+	for (size_t i = 0; i < j->n_after; i++)
+		buf_free(&j->after[i].frame);
+	free(j->after);
+	free(j->entries);
+	free(j->apply);
+	if (j->results) {
+		for (size_t i = 0; i < j->n_apply; i++)
+			storage_result_free(&j->results[i]);
+		free(j->results);
+	}
+	free(j->arena);
+	free(j);
+}
