@@ -295,6 +295,7 @@ void raft_close(struct raft *r)
 	msgs_free(r->out_after.v, r->out_after.n);
 	free(r->out_reads);
 	free(r->reads);
+	free(r->fwd_reads);
 	ptrs_free_all(&r->graveyard);
 	ptrs_free_all(&r->old_graveyard);
 	free(r->graveyard.v);
@@ -376,8 +377,7 @@ int raft_read_index(struct raft *r, uint64_t now, uint64_t ctx)
 	}
 	if (r->leader == 0 || r->role != RAFT_FOLLOWER)
 		return RAFT_ENOLEADER;
-	struct raft_message m = {.type = RAFT_MSG_READ_INDEX, .to = r->leader, .read_ctx = ctx};
-	return raft_send(r, &m);
+	return readindex_forward(r, ctx);
 }
 
 bool raft_has_update(const struct raft *r)

@@ -30,6 +30,11 @@ int election_become_follower(struct raft *r, raft_term term, raft_id leader)
 		r->hs_dirty = true;
 	}
 	r->role = RAFT_FOLLOWER;
+	if (r->leader != leader && r->n_fwd_reads > 0) {
+		rv = readindex_fail_forwarded(r);
+		if (rv != 0)
+			return rv;
+	}
 	r->leader = leader;
 	if (leader != 0) {
 		r->last_leader_contact = r->now;
@@ -101,6 +106,11 @@ int election_start(struct raft *r, bool pre_vote, bool transfer)
 	reset_election_timer(r);
 	raft_term campaign_term = r->term + 1;
 	int type;
+	if (r->n_fwd_reads > 0) {
+		rv = readindex_fail_forwarded(r);
+		if (rv != 0)
+			return rv;
+	}
 	if (pre_vote) {
 		r->role = RAFT_PRE_CANDIDATE;
 		r->leader = 0;

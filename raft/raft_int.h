@@ -95,6 +95,11 @@ struct raft {
 	size_t n_reads;
 	size_t cap_reads;
 
+	/* reads this follower forwarded to the leader, awaiting its answer */
+	uint64_t *fwd_reads;
+	size_t n_fwd_reads;
+	size_t cap_fwd_reads;
+
 	/* leadership transfer */
 	raft_id transfer_target;
 	uint64_t transfer_deadline;
@@ -164,6 +169,8 @@ int readindex_recv_response(struct raft *r, const struct raft_message *m);
 int readindex_on_ack(struct raft *r);
 int readindex_fail_all(struct raft *r);
 bool readindex_round_wanted(const struct raft *r);
+int readindex_forward(struct raft *r, uint64_t ctx);
+int readindex_fail_forwarded(struct raft *r);
 
 /* transfer.c */
 int transfer_on_progress(struct raft *r, struct raft_progress *p);

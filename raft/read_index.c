@@ -138,9 +138,48 @@ int readindex_recv_request(struct raft *r, const struct raft_message *m)
 	return 0; /* the round starts at the next raft_take_update() */
 }
 
+/* A follower forwards a read to its leader and remembers it, so that a duplicated or late
+ * answer is not reported twice, and so that the read fails if the leader changes. */
+int readindex_forward(struct raft *r, uint64_t ctx)
+{
+	if (r->n_fwd_reads == r->cap_fwd_reads) {
+		size_t cap = r->cap_fwd_reads ? r->cap_fwd_reads * 2 : 16;
+		uint64_t *v = realloc(r->fwd_reads, cap * sizeof(*v));
+		if (v == NULL)
+			return RAFT_ENOMEM;
+		r->fwd_reads = v;
+		r->cap_fwd_reads = cap;
+	}
+	struct raft_message m = {.type = RAFT_MSG_READ_INDEX, .to = r->leader, .read_ctx = ctx};
+	int rv = raft_send(r, &m);
+	if (rv == 0)
+		r->fwd_reads[r->n_fwd_reads++] = ctx;
+	return rv;
+}
+
 int readindex_recv_response(struct raft *r, const struct raft_message *m)
 {
-	return raft_push_read_result(r, m->read_ctx, m->index, m->reject ? RAFT_ELEADERLOST : 0);
+	for (size_t i = 0; i < r->n_fwd_reads; i++) {
+		if (r->fwd_reads[i] != m->read_ctx)
+			continue;
+		r->fwd_reads[i] = r->fwd_reads[--r->n_fwd_reads];
+		return raft_push_read_result(r, m->read_ctx, m->index,
+					     m->reject ? RAFT_ELEADERLOST : 0);
+	}
+	return 0; /* a duplicate, or already failed */
+}
+
+/* The leader we forwarded to is gone: its answers can no longer be trusted to arrive. */
+int readindex_fail_forwarded(struct raft *r)
+{
+	int rv = 0;
+	while (r->n_fwd_reads > 0) {
+		uint64_t ctx = r->fwd_reads[--r->n_fwd_reads];
+		int e = raft_push_read_result(r, ctx, 0, RAFT_ELEADERLOST);
+		if (rv == 0)
+			rv = e;
+	}
+	return rv;
 }
 
 /* Leadership is lost: no pending read can be confirmed any more. */

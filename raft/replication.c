@@ -61,7 +61,17 @@ static void become_probe(struct raft_progress *p, raft_index next)
 /* Sends the next batch of entries to `p` if flow control allows (bounded entries and bytes
  * per message, §10.2.1 pipelining up to max_inflight messages). In PROBE state one message
  * at a time, possibly empty, to find where the logs match. */
+static int send_append(struct raft *r, struct raft_progress *p, bool allow_empty);
+
 int replication_send_append(struct raft *r, struct raft_progress *p)
+{
+	return send_append(r, p, false);
+}
+
+/* allow_empty: in REPLICATE, send an entry-less append at next - 1 anyway. The follower
+ * either confirms it holds everything sent so far or rejects, which reveals a lost message
+ * that no later entry would expose. */
+static int send_append(struct raft *r, struct raft_progress *p, bool allow_empty)
 {
 	if (p->id == r->id)
 		return 0;
@@ -83,7 +93,7 @@ int replication_send_append(struct raft *r, struct raft_progress *p)
 		bytes += e->len;
 		n++;
 	}
-	if (p->state == PROGRESS_REPLICATE && n == 0)
+	if (p->state == PROGRESS_REPLICATE && n == 0 && !allow_empty)
 		return 0;
 	struct raft_message m = {
 	    .type = RAFT_MSG_APPEND,
@@ -106,7 +116,7 @@ int replication_send_append(struct raft *r, struct raft_progress *p)
 	r->stats.append_msgs_sent++;
 	if (p->state == PROGRESS_PROBE) {
 		p->probe_sent = true;
-	} else {
+	} else if (n > 0) {
 		inflight_add(r, p, p->next + n - 1);
 		p->next += n; /* optimistic: assume delivery, pipeline the next batch */
 	}
@@ -223,14 +233,17 @@ int replication_maybe_commit(struct raft *r)
 
 /* ---- follower side -------------------------------------------------------- */
 
-static void heard_from_leader(struct raft *r, raft_id leader)
+static int heard_from_leader(struct raft *r, raft_id leader)
 {
-	if (r->role != RAFT_FOLLOWER)
-		election_become_follower(r, r->term, leader); /* same term: cannot fail */
-	r->leader = leader;
+	if (r->role != RAFT_FOLLOWER || r->leader != leader) {
+		int rv = election_become_follower(r, r->term, leader);
+		if (rv != 0)
+			return rv;
+	}
 	r->last_leader_contact = r->now;
 	r->heard_leader = true;
 	r->election_deadline = r->now + raft_random_timeout(r);
+	return 0;
 }
 
 /* §3.5: the consistency check, conflict truncation and append. A rejection carries a hint
@@ -239,7 +252,9 @@ static void heard_from_leader(struct raft *r, raft_id leader)
 int replication_recv_append(struct raft *r, const struct raft_message *m)
 {
 	int rv;
-	heard_from_leader(r, m->from);
+	rv = heard_from_leader(r, m->from);
+	if (rv != 0)
+		return rv;
 	struct raft_message resp = {
 	    .type = RAFT_MSG_APPEND_RESP,
 	    .to = m->from,
@@ -303,7 +318,9 @@ int replication_recv_append(struct raft *r, const struct raft_message *m)
 
 int replication_recv_heartbeat(struct raft *r, const struct raft_message *m)
 {
-	heard_from_leader(r, m->from);
+	int rv = heard_from_leader(r, m->from);
+	if (rv != 0)
+		return rv;
 	raft_index c = m->commit;
 	if (c > log_last_index(&r->log))
 		c = log_last_index(&r->log);
@@ -413,7 +430,8 @@ int replication_recv_heartbeat_resp(struct raft *r, const struct raft_message *m
 		p->in_count--;
 	}
 	if (p->match < log_last_index(&r->log)) {
-		int rv = replication_send_append(r, p);
+		bool window_sent = p->state == PROGRESS_REPLICATE && p->next > log_last_index(&r->log);
+		int rv = send_append(r, p, window_sent);
 		if (rv != 0)
 			return rv;
 	}

@@ -26,6 +26,9 @@ static const char usage[] =
     "                             or 127.0.0.1:7380)\n"
     "  --initial-cluster LIST     members as id=host:port of their peer address, comma\n"
     "                             separated, e.g. 1=127.0.0.1:7380,2=127.0.0.1:7480\n"
+    "  --cluster-token TOKEN      names the cluster; members of one cluster share it\n"
+    "                             (default cairn). The cluster id is derived from it and\n"
+    "                             the member ids; peers with another id are refused\n"
     "  --heartbeat-ms N           leader heartbeat interval (default 100)\n"
     "  --election-timeout-ms N    base election timeout (default 1000; > 2 x heartbeat)\n"
     "  --max-frame-bytes N        largest client frame accepted (default 4194304)\n"
@@ -164,6 +167,8 @@ static int apply_option(struct config *c, struct seen *seen, const char *name, c
 		if (strcmp(name, "listen-peer") == 0)
 			seen->peer = true;
 		return copy_str(dst, CAIRN_ADDR_MAX, val, name);
+	} else if (strcmp(name, "cluster-token") == 0) {
+		return copy_str(c->cluster_token, sizeof(c->cluster_token), val, "--cluster-token");
 	} else if (strcmp(name, "initial-cluster") == 0) {
 		seen->cluster = true;
 		return parse_cluster(c, val);
@@ -264,6 +269,7 @@ int config_parse(struct config *c, int argc, char **argv)
 	strcpy(c->data_dir, CAIRN_DEFAULT_DATA_DIR);
 	strcpy(c->listen_client, CAIRN_DEFAULT_CLIENT_ADDR);
 	strcpy(c->listen_peer, CAIRN_DEFAULT_PEER_ADDR);
+	strcpy(c->cluster_token, CAIRN_DEFAULT_CLUSTER_TOKEN);
 	c->heartbeat_ms = 100;
 	c->election_timeout_ms = 1000;
 	c->max_frame_bytes = CAIRN_DEFAULT_MAX_FRAME;

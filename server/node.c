@@ -308,7 +308,7 @@ static void handle_write(struct conn *c, Cairn__Request *req)
 		reply_not_leader(c, req->id);
 		return;
 	}
-	if (s->nospace) {
+	if (worker_nospace(s)) {
 		reply_error(c, req->id, CAIRN__ERROR_CODE__NO_SPACE,
 			    "the data store is full (--map-size); reads still work");
 		return;
@@ -689,7 +689,7 @@ void node_on_job_done(struct server *s, struct job *j)
 		/* Only at shutdown: the entries stay in the log and are applied at restart. */
 		return;
 	}
-	s->nospace = false;
+
 	for (size_t i = 0; i < j->n_apply; i++) {
 		const struct storage_entry *e = &j->apply[i];
 		const struct storage_result *r = &j->results[i];
@@ -753,7 +753,8 @@ static uint64_t rng_next(void *ctx)
 
 static uint64_t cluster_id_of(const struct config *c)
 {
-	/* FNV-1a over the sorted member list: every member computes the same id. */
+	/* FNV-1a over the cluster token and the sorted member ids: every member computes the
+	 * same id, whatever address it uses to reach the others (proxies, NAT). */
 	raft_id ids[CAIRN_MAX_MEMBERS];
 	size_t n = c->n_members;
 	for (size_t i = 0; i < n; i++)
@@ -766,17 +767,17 @@ static uint64_t cluster_id_of(const struct config *c)
 				ids[j] = t;
 			}
 	uint64_t h = 0xcbf29ce484222325ull;
+	char tmp[sizeof(c->cluster_token) + 32];
+	snprintf(tmp, sizeof(tmp), "%s;", c->cluster_token);
+	for (const char *p = tmp; *p; p++) {
+		h ^= (uint8_t)*p;
+		h *= 0x100000001b3ull;
+	}
 	for (size_t i = 0; i < n; i++) {
-		for (size_t k = 0; k < c->n_members; k++) {
-			if (c->members[k].id != ids[i])
-				continue;
-			char tmp[CAIRN_ADDR_MAX + 32];
-			snprintf(tmp, sizeof(tmp), "%llu=%s,", (unsigned long long)ids[i],
-				 c->members[k].peer_addr);
-			for (const char *p = tmp; *p; p++) {
-				h ^= (uint8_t)*p;
-				h *= 0x100000001b3ull;
-			}
+		snprintf(tmp, sizeof(tmp), "%llu,", (unsigned long long)ids[i]);
+		for (const char *p = tmp; *p; p++) {
+			h ^= (uint8_t)*p;
+			h *= 0x100000001b3ull;
 		}
 	}
 	return h;

@@ -21,6 +21,7 @@
 #define CAIRN_DEFAULT_CLIENT_ADDR   "127.0.0.1:7379"
 #define CAIRN_DEFAULT_PEER_ADDR	    "127.0.0.1:7380"
 #define CAIRN_DEFAULT_DATA_DIR	    "./cairn-data"
+#define CAIRN_DEFAULT_CLUSTER_TOKEN "cairn"
 #define CAIRN_DEFAULT_MAX_FRAME	    (4u << 20)
 #define CAIRN_MIN_MAX_FRAME	    (64u << 10)
 #define CAIRN_PEER_MAX_FRAME	    (64u << 20) /* AppendEntries batches are bounded below it */
@@ -49,6 +50,7 @@ struct config {
 	struct member_addr members[CAIRN_MAX_MEMBERS];
 	size_t n_members;
 	char initial_cluster[4096];
+	char cluster_token[CAIRN_NAME_MAX];
 	uint32_t heartbeat_ms;
 	uint32_t election_timeout_ms;
 	uint32_t max_frame_bytes;
@@ -172,6 +174,7 @@ struct worker {
 	struct job *done_head, *done_tail; /* done, for the loop */
 	bool stop;
 	bool started;
+	bool nospace; /* a write is waiting for space: the loop refuses new writes */
 	uv_async_t done_async;
 	struct server *s;
 	uint64_t persists, applies;
@@ -182,6 +185,7 @@ void worker_submit(struct server *s, struct job *j);
 /* Asks the thread to finish what is queued and exit; joins it. */
 void worker_stop(struct server *s);
 void job_free(struct job *j);
+bool worker_nospace(struct server *s);
 
 /* ---- the node: pending client work ------------------------------------------ */
 
@@ -235,7 +239,6 @@ struct server {
 	raft_term applied_term;
 	int role;
 	raft_id leader;
-	bool nospace; /* the store is full: refuse writes until an apply succeeds */
 	bool stopping;
 	int exit_code;
 	uint64_t entries_applied;

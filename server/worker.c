@@ -82,6 +82,35 @@ static _Noreturn void fatal(struct worker *w, const char *what, int err, const c
 	_exit(3);
 }
 
+/* The store is full: tell the loop (it refuses new writes), wait a second, retry. Returns
+ * true when the server is stopping instead. */
+static bool wait_for_space(struct worker *w, const char *what, int err, const char *msg)
+{
+	pthread_mutex_lock(&w->mu);
+	bool first = !w->nospace;
+	w->nospace = true;
+	bool stop = w->stop;
+	pthread_mutex_unlock(&w->mu);
+	if (first)
+		slog(w->s, LOG_ERROR, "%s: %s (%s); refusing writes, retrying every second", what,
+		     storage_strerror(err), msg);
+	if (stop)
+		return true;
+	struct timespec ts = {1, 0};
+	nanosleep(&ts, NULL);
+	return false;
+}
+
+static void space_ok(struct worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	bool was = w->nospace;
+	w->nospace = false;
+	pthread_mutex_unlock(&w->mu);
+	if (was)
+		slog(w->s, LOG_INFO, "space available again: accepting writes");
+}
+
 /* Runs queued jobs: all persists of a batch in one transaction (one fsync), then all applies
  * in one transaction. */
 static void run_batch(struct worker *w, struct job *batch)
@@ -134,26 +163,19 @@ static void run_batch(struct worker *w, struct job *batch)
 			if (rv == 0)
 				break;
 			if (rv == STORAGE_ENOSPC) {
-				/* Nothing was written; Raft needs these entries on disk before it
-				 * can go on, so wait for space (an operator growing --map-size and
-				 * restarting, or compaction later) while the loop refuses writes.
-				 */
-				for (struct job *j = batch; j; j = j->next)
-					j->err = STORAGE_ENOSPC;
-				slog(w->s, LOG_ERROR, "log append: %s (%s); retrying in 1s",
-				     storage_strerror(rv), msg);
-				pthread_mutex_lock(&w->mu);
-				bool stop = w->stop;
-				pthread_mutex_unlock(&w->mu);
-				if (stop)
-					fatal(w, "log append at shutdown", rv, msg);
-				struct timespec ts = {1, 0};
-				nanosleep(&ts, NULL);
+				/* Nothing was written and nothing of it acknowledged; Raft needs
+				 * these entries on disk before it can go on, so wait for space (an
+				 * operator restarting with a larger --map-size, or compaction
+				 * later) while the loop refuses new writes. */
+				if (wait_for_space(w, "log append", rv, msg))
+					break; /* stopping: drop them, they were never acknowledged
+						*/
 				continue;
 			}
 			fatal(w, "log append", rv, msg);
 		}
 		w->persists++;
+		space_ok(w);
 	}
 	free(ents);
 
@@ -183,18 +205,8 @@ static void run_batch(struct worker *w, struct job *batch)
 		if (rv == 0)
 			break;
 		if (rv == STORAGE_ENOSPC) {
-			for (struct job *j = batch; j; j = j->next)
-				j->err = STORAGE_ENOSPC;
-			slog(w->s, LOG_ERROR, "apply: %s (%s); retrying in 1s",
-			     storage_strerror(rv), msg);
-			struct timespec ts = {1, 0};
-			nanosleep(&ts, NULL);
-			pthread_mutex_lock(&w->mu);
-			bool stop = w->stop;
-			pthread_mutex_unlock(&w->mu);
-			if (stop)
-				break; /* shutting down: the log holds the entries; applied on
-					  restart */
+			if (wait_for_space(w, "apply", rv, msg))
+				break; /* stopping: the log holds the entries; applied on restart */
 			continue;
 		}
 		fatal(w, "apply", rv, msg);
@@ -202,6 +214,7 @@ static void run_batch(struct worker *w, struct job *batch)
 	decoded_free(&d);
 	w->applies++;
 	if (rv == 0) {
+		space_ok(w);
 		n = 0;
 		for (struct job *j = batch; j; j = j->next)
 			if (j->kind == JOB_APPLY) {
@@ -210,7 +223,6 @@ static void run_batch(struct worker *w, struct job *batch)
 					fatal(w, "allocation", STORAGE_ENOMEM, "results");
 				memcpy(j->results, res + n, j->n_apply * sizeof(*res));
 				n += j->n_apply;
-				j->err = 0;
 			}
 	} else {
 		for (size_t i = 0; i < total; i++)
@@ -320,6 +332,15 @@ void worker_stop(struct server *s)
 	uv_close((uv_handle_t *)&w->done_async, NULL);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cond);
+}
+
+bool worker_nospace(struct server *s)
+{
+	struct worker *w = &s->worker;
+	pthread_mutex_lock(&w->mu);
+	bool v = w->nospace;
+	pthread_mutex_unlock(&w->mu);
+	return v;
 }
 
 void job_free(struct job *j)
