@@ -2,7 +2,7 @@
 #
 #   make              build everything (installs missing Debian packages first)
 #   make test         ASan+UBSan build, every suite, the simulator's fuzzy tier, a clang build
-#   make run          start a local node / cluster and show how to use it
+#   make run          start a local 3-member cluster (N=1|3|5) and show how to use it; make stop
 #   make sim          simulator sweep: SEEDS=N (default 100000), CAIRN_SEED=S replays one seed
 #   make bench-storage  storage throughput benchmark (prints figures)
 #
@@ -39,6 +39,7 @@ PROTO_GEN_C  := $(patsubst proto/%.proto,$(BUILD)/gen/proto/%.pb-c.c,$(PROTO_SRC
 SIM_LIB_SRC  := $(filter-out test/sim/test_%.c test/sim/sim_fuzz.c,$(wildcard test/sim/*.c))
 SERVER_SRC   := $(wildcard server/*.c)
 CLIENT_LIB_SRC := $(wildcard client/lib/*.c)
+ITEST_LIB_SRC  := $(filter-out test/integration/test_%.c,$(wildcard test/integration/*.c))
 PROTO_GEN_H  := $(PROTO_GEN_C:.c=.h)
 
 RAFT_OBJ     := $(RAFT_SRC:%.c=$(BUILD)/%.o)
@@ -47,6 +48,7 @@ PROTO_OBJ    := $(PROTO_GEN_C:%.c=%.o)
 SIM_LIB_OBJ  := $(SIM_LIB_SRC:%.c=$(BUILD)/%.o)
 SERVER_OBJ   := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 CLIENT_LIB_OBJ := $(CLIENT_LIB_SRC:%.c=$(BUILD)/%.o)
+ITEST_LIB_OBJ  := $(ITEST_LIB_SRC:%.c=$(BUILD)/%.o)
 
 LIBRAFT    := $(BUILD)/libraft.a
 LIBSTORAGE := $(BUILD)/libstorage.a
@@ -71,7 +73,7 @@ BENCH_STORAGE      := $(BUILD)/bench-storage
 TESTS := $(UNIT_RAFT_TESTS) $(UNIT_STORAGE_TESTS) $(SIM_TESTS) $(CLIENT_TESTS) \
          $(INTEGRATION_TESTS)
 
-.PHONY: all deps test check run sim bench-storage clean format install-deps install
+.PHONY: all deps test check run stop sim sim-demo bench-storage clean format install-deps install
 .DEFAULT_GOAL := all
 
 all: $(LIBRAFT) $(LIBSTORAGE) $(if $(SERVER_SRC),$(CAIRND)) \
@@ -105,9 +107,10 @@ $(LIBSTORAGE): $(STORAGE_OBJ)
 $(LIBPROTO): $(PROTO_OBJ)
 	@rm -f $@; $(AR) rcs $@ $^
 # libcairn carries the generated protobuf code it needs, so embedders link one library.
-$(LIBCAIRN): $(CLIENT_LIB_OBJ) $(PROTO_OBJ)
+CLIENT_PROTO_OBJ := $(BUILD)/gen/proto/cairn.pb-c.o
+$(LIBCAIRN): $(CLIENT_LIB_OBJ) $(CLIENT_PROTO_OBJ)
 	@rm -f $@; $(AR) rcs $@ $^
-$(LIBCAIRN_SO): $(CLIENT_LIB_OBJ) $(PROTO_OBJ)
+$(LIBCAIRN_SO): $(CLIENT_LIB_OBJ) $(CLIENT_PROTO_OBJ)
 	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libcairn.so.0 $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS)
 $(BUILD)/cairn.pc: Makefile
 	@mkdir -p $(@D)
@@ -119,7 +122,7 @@ $(BUILD)/cairn.pc: Makefile
 
 # Objects that include generated headers wait for protoc-c.
 $(SERVER_OBJ) $(CLIENT_LIB_OBJ) $(BUILD)/client/cairnctl.o $(BUILD)/client/cairn-bench.o \
-  $(CLIENT_TESTS:=.o) $(INTEGRATION_TESTS:=.o) $(EXAMPLES:$(BUILD)/examples/%=$(BUILD)/client/examples/%.o): \
+  $(CLIENT_TESTS:=.o) $(INTEGRATION_TESTS:=.o) $(ITEST_LIB_OBJ) $(EXAMPLES:$(BUILD)/examples/%=$(BUILD)/client/examples/%.o): \
   | $(PROTO_GEN_H)
 
 $(CAIRND): $(SERVER_OBJ) $(LIBRAFT) $(LIBSTORAGE) $(LIBPROTO)
@@ -144,7 +147,8 @@ $(SIM_FUZZ): $(BUILD)/test/sim/sim_fuzz.o $(SIM_LIB_OBJ) $(LIBRAFT)
 $(CLIENT_TESTS): $(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(LIBCAIRN)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
 # Integration tests drive real cairnd processes (found next to them in $(BUILD)).
-$(INTEGRATION_TESTS): $(BUILD)/test/integration/%: $(BUILD)/test/integration/%.o $(LIBCAIRN) \
+$(INTEGRATION_TESTS): $(BUILD)/test/integration/%: $(BUILD)/test/integration/%.o $(ITEST_LIB_OBJ) \
+                      $(LIBCAIRN) $(LIBPROTO) \
                       | $(CAIRND) $(CLIENT_PROGS)
 	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
 $(BENCH_STORAGE): $(BUILD)/test/bench/bench_storage.o $(LIBSTORAGE)
@@ -170,7 +174,15 @@ sim: $(SIM_FUZZ)
 bench-storage: $(BENCH_STORAGE)
 	$(BENCH_STORAGE)
 
+# Starts a local 3-member cluster in .cluster/ (N=1|3|5 to change) and prints what to try.
+N ?= 3
 run: all
+	@BUILD=$(abspath $(BUILD)) scripts/cluster.sh start $(N)
+
+stop:
+	@scripts/cluster.sh stop
+
+sim-demo: $(SIM_FUZZ)
 	@$(SIM_FUZZ) --demo
 
 install: all

@@ -92,6 +92,24 @@ static void send_response(struct conn *c, Cairn__Response *resp)
 {
 	if (c->closing)
 		return;
+	size_t n = cairn__response__get_packed_size(resp);
+	if (n > c->s->cfg.max_frame_bytes) {
+		/* The client could not read it either: say so instead. */
+		char msg[160];
+		snprintf(msg, sizeof(msg),
+			 "the response (%zu bytes) exceeds the frame limit of %u bytes; use a "
+			 "limit or a smaller range",
+			 n, c->s->cfg.max_frame_bytes);
+		Cairn__Error err = CAIRN__ERROR__INIT;
+		err.code = CAIRN__ERROR_CODE__INVALID_ARGUMENT;
+		err.message = msg;
+		Cairn__Response small = CAIRN__RESPONSE__INIT;
+		small.id = resp->id;
+		small.header = resp->header;
+		small.error = &err;
+		conn_send_msg(c, &small.base);
+		return;
+	}
 	conn_send_msg(c, &resp->base);
 }
 
@@ -356,12 +374,14 @@ static void reply_write(struct server *s, struct pending *p, const struct storag
 		return;
 	if (r->status != 0) {
 		const char *msg = storage_strerror(r->status);
-		if (r->status == STORAGE_ENOREPLY)
-			msg = "the command was applied once but its reply was too large to keep";
-		reply_error(c, p->req_id,
-			    r->status == STORAGE_ENOREPLY ? CAIRN__ERROR_CODE__INTERNAL
-							  : convert_storage_error(r->status),
-			    msg);
+		Cairn__ErrorCode code = convert_storage_error(r->status);
+		if (r->status == STORAGE_ENOREPLY) {
+			/* Applied exactly once, but the reply was too large to keep for retries:
+			 * to this client the outcome is as unknown as a lost reply. */
+			msg = "the write was applied once but its reply was too large to keep";
+			code = CAIRN__ERROR_CODE__TIMEOUT;
+		}
+		reply_error(c, p->req_id, code, msg);
 		return;
 	}
 	Cairn__ResponseHeader h;
