@@ -32,6 +32,8 @@
 #define CAIRN_MAX_PENDING_PER_CONN  4096u /* requests in flight on one client connection */
 #define CAIRN_READ_BUF_MIN	    (64u << 10)
 #define CAIRN_APPLY_BATCH_MAX	    4096u /* committed entries per apply transaction */
+#define CAIRN_SPACE_REFRESH_MS	    100u
+#define CAIRN_SPACE_WRITE_FACTOR    4u /* a write costs about this many times its size on disk */
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
@@ -174,10 +176,13 @@ struct worker {
 	struct job *done_head, *done_tail; /* done, for the loop */
 	bool stop;
 	bool started;
-	bool nospace; /* a write is waiting for space: the loop refuses new writes */
+	bool nospace;		    /* a write is waiting for space: the loop refuses new writes */
+	struct storage_space space; /* last reading, refreshed after commits (at most 10/s) */
+	uint64_t space_seq;	    /* bumped at each reading */
+	uint64_t space_at_ms;
 	uv_async_t done_async;
 	struct server *s;
-	uint64_t persists, applies;
+	uint64_t commits;
 };
 
 int worker_start(struct server *s);
@@ -186,6 +191,8 @@ void worker_submit(struct server *s, struct job *j);
 void worker_stop(struct server *s);
 void job_free(struct job *j);
 bool worker_nospace(struct server *s);
+/* The latest space reading and its sequence number. */
+void worker_space(struct server *s, struct storage_space *out, uint64_t *seq);
 
 /* ---- the node: pending client work ------------------------------------------ */
 
@@ -242,7 +249,9 @@ struct server {
 	bool stopping;
 	int exit_code;
 	uint64_t entries_applied;
-	uint64_t rng; /* state of the election-timeout random source */
+	uint64_t rng;		 /* state of the election-timeout random source */
+	uint64_t admitted_bytes; /* write bytes admitted since the space reading below */
+	uint64_t admitted_seq;
 };
 
 /* node.c */

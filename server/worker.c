@@ -101,6 +101,38 @@ static bool wait_for_space(struct worker *w, const char *what, int err, const ch
 	return false;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Reads how full the store is, at most every CAIRN_SPACE_REFRESH_MS. */
+static void refresh_space(struct worker *w, bool force)
+{
+	uint64_t now = mono_ms();
+	if (!force && now < w->space_at_ms + CAIRN_SPACE_REFRESH_MS)
+		return;
+	struct storage_space sp;
+	if (storage_space(w->s->store, &sp, NULL, 0) != 0)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->space = sp;
+	w->space_seq++;
+	w->space_at_ms = now;
+	pthread_mutex_unlock(&w->mu);
+}
+
+void worker_space(struct server *s, struct storage_space *out, uint64_t *seq)
+{
+	struct worker *w = &s->worker;
+	pthread_mutex_lock(&w->mu);
+	*out = w->space;
+	*seq = w->space_seq;
+	pthread_mutex_unlock(&w->mu);
+}
+
 static void space_ok(struct worker *w)
 {
 	pthread_mutex_lock(&w->mu);
@@ -111,32 +143,40 @@ static void space_ok(struct worker *w)
 		slog(w->s, LOG_INFO, "space available again: accepting writes");
 }
 
-/* Runs queued jobs: all persists of a batch in one transaction (one fsync), then all applies
- * in one transaction. */
+/* Runs a batch of queued jobs as ONE write transaction with one durable commit: every log
+ * append, truncation and hard-state change of the batch, in order, then every committed
+ * entry of the batch applied to the state machine (storage_persist with an apply part).
+ * Everything that arrived while the previous batch was on disk goes into this one: group
+ * commit. Committed entries are always already persisted (the core only hands out durable
+ * ones), so applying them after the appends in the same transaction is in order. */
 static void run_batch(struct worker *w, struct job *batch)
 {
 	char msg[STORAGE_ERRMSG_SIZE];
 	storage_t *st = w->s->store;
 
-	/* 1. merge the persist jobs, in order, into one storage_persist */
-	size_t total = 0;
-	for (struct job *j = batch; j; j = j->next)
+	size_t total = 0, total_apply = 0;
+	for (struct job *j = batch; j; j = j->next) {
 		if (j->kind == JOB_PERSIST)
 			total += j->n_entries;
-	struct storage_entry *ents = NULL;
-	if (total > 0) {
-		ents = malloc(total * sizeof(*ents));
-		if (ents == NULL)
-			fatal(w, "allocation", STORAGE_ENOMEM, "persist batch");
+		else
+			total_apply += j->n_apply;
 	}
+	struct storage_entry *ents = total ? malloc(total * sizeof(*ents)) : NULL;
+	struct storage_entry *all = total_apply ? malloc(total_apply * sizeof(*all)) : NULL;
+	struct storage_result *res = total_apply ? calloc(total_apply, sizeof(*res)) : NULL;
+	if ((total && !ents) || (total_apply && (!all || !res)))
+		fatal(w, "allocation", STORAGE_ENOMEM, "storage batch");
+
+	/* merge the persist jobs, in order */
 	struct storage_persist p = {0};
 	struct storage_hard_state hs;
-	size_t n = 0;
-	bool any = false;
+	size_t n = 0, na = 0;
 	for (struct job *j = batch; j; j = j->next) {
-		if (j->kind != JOB_PERSIST)
+		if (j->kind == JOB_APPLY) {
+			memcpy(all + na, j->apply, j->n_apply * sizeof(*all));
+			na += j->n_apply;
 			continue;
-		any = true;
+		}
 		if (j->truncate_from != 0) {
 			if (p.truncate_from == 0 || j->truncate_from < p.truncate_from)
 				p.truncate_from = j->truncate_from;
@@ -144,7 +184,7 @@ static void run_batch(struct worker *w, struct job *batch)
 				n--;
 		}
 		if (j->n_entries > 0) {
-			/* An append that overlaps what this batch holds replaces it. */
+			/* An append that overlaps what this batch holds replaces it (§3.5). */
 			while (n > 0 && ents[n - 1].index >= j->entries[0].index)
 				n--;
 			memcpy(ents + n, j->entries, j->n_entries * sizeof(*ents));
@@ -155,79 +195,57 @@ static void run_batch(struct worker *w, struct job *batch)
 			p.hard_state = &hs;
 		}
 	}
-	if (any && (n > 0 || p.hard_state != NULL || p.truncate_from != 0)) {
-		p.entries = ents;
-		p.n_entries = n;
+	p.entries = ents;
+	p.n_entries = n;
+
+	struct decoded d = {0};
+	if (na > 0) {
+		int rv = decode_entries(all, na, &d);
+		if (rv != 0)
+			fatal(w, "decoding committed entries", rv, "out of memory");
+		p.apply = d.cmds;
+		p.n_apply = na;
+		p.results = res;
+	}
+
+	bool applied = false;
+	if (n > 0 || p.hard_state != NULL || p.truncate_from != 0 || na > 0) {
 		for (;;) {
 			int rv = storage_persist(st, &p, msg, sizeof(msg));
-			if (rv == 0)
+			if (rv == 0) {
+				applied = true;
+				w->commits++;
+				space_ok(w);
+				refresh_space(w, false);
 				break;
+			}
 			if (rv == STORAGE_ENOSPC) {
 				/* Nothing was written and nothing of it acknowledged; Raft needs
 				 * these entries on disk before it can go on, so wait for space (an
 				 * operator restarting with a larger --map-size, or compaction
 				 * later) while the loop refuses new writes. */
-				if (wait_for_space(w, "log append", rv, msg))
-					break; /* stopping: drop them, they were never acknowledged
-						*/
+				if (wait_for_space(w, "write", rv, msg))
+					break; /* stopping: never acknowledged; the log replays
+						  applies */
 				continue;
 			}
-			fatal(w, "log append", rv, msg);
+			fatal(w, "log append and apply", rv, msg);
 		}
-		w->persists++;
-		space_ok(w);
-	}
-	free(ents);
-
-	/* 2. every apply job of the batch in one storage_apply */
-	total = 0;
-	for (struct job *j = batch; j; j = j->next)
-		if (j->kind == JOB_APPLY)
-			total += j->n_apply;
-	if (total == 0)
-		return;
-	struct storage_entry *all = malloc(total * sizeof(*all));
-	struct storage_result *res = calloc(total, sizeof(*res));
-	if (all == NULL || res == NULL)
-		fatal(w, "allocation", STORAGE_ENOMEM, "apply batch");
-	n = 0;
-	for (struct job *j = batch; j; j = j->next)
-		if (j->kind == JOB_APPLY) {
-			memcpy(all + n, j->apply, j->n_apply * sizeof(*all));
-			n += j->n_apply;
-		}
-	struct decoded d;
-	int rv = decode_entries(all, n, &d);
-	if (rv != 0)
-		fatal(w, "decoding committed entries", rv, "out of memory");
-	for (;;) {
-		rv = storage_apply(st, d.cmds, n, res, msg, sizeof(msg));
-		if (rv == 0)
-			break;
-		if (rv == STORAGE_ENOSPC) {
-			if (wait_for_space(w, "apply", rv, msg))
-				break; /* stopping: the log holds the entries; applied on restart */
-			continue;
-		}
-		fatal(w, "apply", rv, msg);
 	}
 	decoded_free(&d);
-	w->applies++;
-	if (rv == 0) {
-		space_ok(w);
-		n = 0;
+
+	if (applied && na > 0) {
+		na = 0;
 		for (struct job *j = batch; j; j = j->next)
 			if (j->kind == JOB_APPLY) {
 				j->results = malloc(j->n_apply * sizeof(*j->results));
 				if (j->results == NULL)
 					fatal(w, "allocation", STORAGE_ENOMEM, "results");
-				memcpy(j->results, res + n, j->n_apply * sizeof(*res));
-				n += j->n_apply;
+				memcpy(j->results, res + na, j->n_apply * sizeof(*res));
+				na += j->n_apply;
 			}
-	} else {
-		for (size_t i = 0; i < total; i++)
-			storage_result_free(&res[i]);
 	}
+	free(ents);
 	free(all);
 	free(res);
 }
@@ -294,6 +312,7 @@ int worker_start(struct server *s)
 		return -1;
 	}
 	w->started = true;
+	refresh_space(w, true);
 	return 0;
 }
 
