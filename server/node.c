@@ -232,6 +232,33 @@ static void on_read_result(struct server *s, const struct raft_read *rd)
 	serve_ready_reads(s);
 }
 
+/* etcd answers an empty key with "key is not provided"; so do we, rather than calling it too
+ * large. Returns true when some op or compare of the txn has an empty key. */
+static bool has_empty_key(const Cairn__TxnRequest *t)
+{
+	for (size_t i = 0; i < t->n_compare; i++)
+		if (t->compare[i]->key.len == 0)
+			return true;
+	for (int b = 0; b < 2; b++) {
+		Cairn__RequestOp **ops = b ? t->failure : t->success;
+		size_t n = b ? t->n_failure : t->n_success;
+		for (size_t i = 0; i < n; i++) {
+			const Cairn__RequestOp *op = ops[i];
+			size_t len = 1;
+			if (op->request_case == CAIRN__REQUEST_OP__REQUEST_REQUEST_RANGE)
+				len = op->request_range->key.len;
+			else if (op->request_case == CAIRN__REQUEST_OP__REQUEST_REQUEST_PUT)
+				len = op->request_put->key.len;
+			else if (op->request_case ==
+				 CAIRN__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE)
+				len = op->request_delete_range->key.len;
+			if (len == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
 static void handle_range(struct conn *c, Cairn__Request *req)
 {
 	struct server *s = c->s;
@@ -245,6 +272,11 @@ static void handle_range(struct conn *c, Cairn__Request *req)
 	t.n_success = 1;
 	struct txn_build tb;
 	char msg[STORAGE_ERRMSG_SIZE] = "invalid range request (revision must be 0, limit >= 0)";
+	if (has_empty_key(&t)) {
+		reply_error(c, req->id, CAIRN__ERROR_CODE__INVALID_ARGUMENT, "key is not provided");
+		cairn__request__free_unpacked(req, NULL);
+		return;
+	}
 	int rv = convert_txn(&t, &tb);
 	if (rv == 0) {
 		rv = storage_txn_validate(&tb.txn, msg, sizeof(msg));
@@ -363,6 +395,10 @@ static void handle_write(struct conn *c, Cairn__Request *req)
 	convert_request_txn(req, &txn, &op, ops);
 	struct txn_build tb;
 	char msg[STORAGE_ERRMSG_SIZE] = "malformed request (lease and revision must be 0)";
+	if (has_empty_key(&txn)) {
+		reply_error(c, req->id, CAIRN__ERROR_CODE__INVALID_ARGUMENT, "key is not provided");
+		return;
+	}
 	int rv = convert_txn(&txn, &tb);
 	if (rv == 0) {
 		rv = storage_txn_validate(&tb.txn, msg, sizeof(msg));

@@ -168,7 +168,8 @@ static void on_connect(uv_connect_t *req, int status)
 	p->ever_up = true;
 	p->reported_down = false;
 	p->backoff_ms = CAIRN_PEER_BACKOFF_MIN_MS;
-	slog(p->s, LOG_INFO, "peer %llu up (%s)", (unsigned long long)p->id, p->peer_addr);
+	slog(p->s, LOG_DEBUG, "connected to peer %llu (%s)", (unsigned long long)p->id,
+	     p->peer_addr);
 	conn_unref(c);
 }
 
@@ -223,10 +224,12 @@ static void schedule_retry(struct peer *p)
 void peer_on_close(struct conn *c)
 {
 	struct peer *p = c->peer;
+	if (c->kind == CONN_PEER_IN && p != NULL && c->remote_id != 0 && !c->s->stopping)
+		slog(c->s, LOG_INFO, "peer %llu down", (unsigned long long)p->id);
 	if (c->kind == CONN_PEER_OUT && p != NULL && p->out == c) {
 		if (p->up)
-			slog(c->s, LOG_WARN, "peer %llu down (%s)", (unsigned long long)p->id,
-			     p->peer_addr);
+			slog(c->s, LOG_DEBUG, "connection to peer %llu (%s) closed",
+			     (unsigned long long)p->id, p->peer_addr);
 		p->up = false;
 		p->out = NULL;
 		c->peer = NULL;
@@ -274,6 +277,8 @@ void peer_on_frame(struct conn *c, const uint8_t *data, size_t len)
 		}
 		c->remote_id = p->id;
 		c->peer = p;
+		slog(s, LOG_INFO, "peer %llu up (client address %s)", (unsigned long long)p->id,
+		     h->client_addr ? h->client_addr : "");
 		if (h->client_addr != NULL && strlen(h->client_addr) < sizeof(p->client_addr))
 			strcpy(p->client_addr, h->client_addr);
 	} else if (f->frame_case == CAIRN__PEER__PEER_FRAME__FRAME_RAFT && c->remote_id != 0) {
