@@ -40,6 +40,10 @@ SIM_LIB_SRC  := $(filter-out test/sim/test_%.c test/sim/sim_fuzz.c,$(wildcard te
 SERVER_SRC   := $(wildcard server/*.c)
 CLIENT_LIB_SRC := $(wildcard client/lib/*.c)
 ITEST_LIB_SRC  := $(filter-out test/integration/test_%.c,$(wildcard test/integration/*.c))
+# test/torture: a library (every .c but test_*.c and *_main.c), Check suites (test_*.c) and
+# tools (<name>_main.c -> $(BUILD)/cairn-<name>).
+TORTURE_LIB_SRC := $(filter-out test/torture/test_%.c test/torture/%_main.c,$(wildcard test/torture/*.c))
+TORTURE_MAINS   := $(wildcard test/torture/*_main.c)
 PROTO_GEN_H  := $(PROTO_GEN_C:.c=.h)
 
 RAFT_OBJ     := $(RAFT_SRC:%.c=$(BUILD)/%.o)
@@ -49,6 +53,8 @@ SIM_LIB_OBJ  := $(SIM_LIB_SRC:%.c=$(BUILD)/%.o)
 SERVER_OBJ   := $(SERVER_SRC:%.c=$(BUILD)/%.o)
 CLIENT_LIB_OBJ := $(CLIENT_LIB_SRC:%.c=$(BUILD)/%.o)
 ITEST_LIB_OBJ  := $(ITEST_LIB_SRC:%.c=$(BUILD)/%.o)
+TORTURE_LIB_OBJ := $(TORTURE_LIB_SRC:%.c=$(BUILD)/%.o)
+TORTURE_TOOLS   := $(patsubst test/torture/%_main.c,$(BUILD)/cairn-%,$(TORTURE_MAINS))
 
 LIBRAFT    := $(BUILD)/libraft.a
 LIBSTORAGE := $(BUILD)/libstorage.a
@@ -67,18 +73,19 @@ UNIT_STORAGE_TESTS := $(patsubst %.c,$(BUILD)/%,$(wildcard test/unit/test_storag
 SIM_TESTS          := $(patsubst %.c,$(BUILD)/%,$(wildcard test/sim/test_*.c))
 CLIENT_TESTS       := $(patsubst %.c,$(BUILD)/%,$(wildcard test/unit/test_client*.c))
 INTEGRATION_TESTS  := $(patsubst %.c,$(BUILD)/%,$(wildcard test/integration/test_*.c))
+TORTURE_TESTS      := $(patsubst %.c,$(BUILD)/%,$(wildcard test/torture/test_*.c))
 SIM_FUZZ           := $(BUILD)/cairn-sim
 BENCH_STORAGE      := $(BUILD)/bench-storage
 
 TESTS := $(UNIT_RAFT_TESTS) $(UNIT_STORAGE_TESTS) $(SIM_TESTS) $(CLIENT_TESTS) \
-         $(INTEGRATION_TESTS)
+         $(INTEGRATION_TESTS) $(TORTURE_TESTS)
 
 .PHONY: all deps test check run stop sim sim-demo bench-storage clean format install-deps install
 .DEFAULT_GOAL := all
 
 all: $(LIBRAFT) $(LIBSTORAGE) $(if $(SERVER_SRC),$(CAIRND)) \
      $(if $(CLIENT_LIB_SRC),$(LIBCAIRN) $(LIBCAIRN_SO) $(BUILD)/cairn.pc $(CLIENT_PROGS) $(EXAMPLES)) \
-     $(TESTS) $(SIM_FUZZ) $(if $(wildcard test/bench/bench_storage.c),$(BENCH_STORAGE))
+     $(TESTS) $(TORTURE_TOOLS) $(SIM_FUZZ) $(if $(wildcard test/bench/bench_storage.c),$(BENCH_STORAGE))
 
 # ---- dependencies: installed on demand, once per build directory ----------
 $(DEPS_STAMP): scripts/install-deps.sh
@@ -122,7 +129,8 @@ $(BUILD)/cairn.pc: Makefile
 
 # Objects that include generated headers wait for protoc-c.
 $(SERVER_OBJ) $(CLIENT_LIB_OBJ) $(BUILD)/client/cairnctl.o $(BUILD)/client/cairn-bench.o \
-  $(CLIENT_TESTS:=.o) $(INTEGRATION_TESTS:=.o) $(ITEST_LIB_OBJ) $(EXAMPLES:$(BUILD)/examples/%=$(BUILD)/client/examples/%.o): \
+  $(CLIENT_TESTS:=.o) $(INTEGRATION_TESTS:=.o) $(ITEST_LIB_OBJ) $(TORTURE_LIB_OBJ) \
+  $(TORTURE_TESTS:=.o) $(TORTURE_MAINS:%.c=$(BUILD)/%.o) $(EXAMPLES:$(BUILD)/examples/%=$(BUILD)/client/examples/%.o): \
   | $(PROTO_GEN_H)
 
 $(CAIRND): $(SERVER_OBJ) $(LIBRAFT) $(LIBSTORAGE) $(LIBPROTO)
@@ -151,16 +159,23 @@ $(INTEGRATION_TESTS): $(BUILD)/test/integration/%: $(BUILD)/test/integration/%.o
                       $(LIBCAIRN) $(LIBPROTO) \
                       | $(CAIRND) $(CLIENT_PROGS)
 	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
+# Torture tools and tests may use libcairn and the integration harness (real clusters).
+$(TORTURE_TESTS): $(BUILD)/test/torture/%: $(BUILD)/test/torture/%.o $(TORTURE_LIB_OBJ) \
+                  $(ITEST_LIB_OBJ) $(LIBCAIRN) $(LIBPROTO) | $(CAIRND)
+	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
+$(BUILD)/cairn-%: $(BUILD)/test/torture/%_main.o $(TORTURE_LIB_OBJ) $(ITEST_LIB_OBJ) \
+                  $(LIBCAIRN) $(LIBPROTO)
+	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) -lm
 $(BENCH_STORAGE): $(BUILD)/test/bench/bench_storage.o $(LIBSTORAGE)
 	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(LMDB_LIBS)
 
 # ---- tests -----------------------------------------------------------------
-# `make test` is what CI runs: sanitizers on, every suite, a short simulator sweep,
-# and a -Werror build under clang so both compilers stay clean.
+# `make test` is what CI runs: a -Werror build under clang (both compilers stay clean), then
+# with sanitizers on every suite and a short simulator sweep.
 TEST_SEEDS ?= 2000
 test:
-	$(MAKE) --no-print-directory SANITIZE=1 BUILD=build/san check
 	$(MAKE) --no-print-directory CC=clang BUILD=build/clang all
+	$(MAKE) --no-print-directory SANITIZE=1 BUILD=build/san check
 
 check: all
 	@set -e; for t in $(TESTS); do echo "== $$t"; CK_FORK=yes CAIRN_BUILD=$(BUILD) $$t; done
