@@ -9,6 +9,7 @@
 #define RAFT_DEFAULT_MAX_ENTRIES_PER_MSG 256u
 #define RAFT_DEFAULT_MAX_BYTES_PER_MSG	 ((size_t)1 << 20)
 #define RAFT_DEFAULT_MAX_INFLIGHT	 64u
+#define RAFT_MAX_FORWARDED_READS	 65536u
 #define RAFT_DEFAULT_MAX_ENTRY_BYTES	 ((size_t)2 << 20)
 
 /* The in-memory log: entries [first, first + n). Each entry's data is a private copy. */

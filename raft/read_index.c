@@ -1,6 +1,7 @@
 /* read_index.c — linearizable reads without log writes: ReadIndex with shared heartbeat rounds
  * (§6.4). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "raft/raft_int.h"
 
@@ -142,6 +143,17 @@ int readindex_recv_request(struct raft *r, const struct raft_message *m)
  * answer is not reported twice, and so that the read fails if the leader changes. */
 int readindex_forward(struct raft *r, uint64_t ctx)
 {
+	if (r->n_fwd_reads >= RAFT_MAX_FORWARDED_READS) {
+		/* Answers lost on the way (a dropped connection) would pile up: give up on the
+		 * oldest, its host has long timed it out. */
+		uint64_t old = r->fwd_reads[0];
+		memmove(r->fwd_reads, r->fwd_reads + 1,
+			(r->n_fwd_reads - 1) * sizeof(*r->fwd_reads));
+		r->n_fwd_reads--;
+		int rv = raft_push_read_result(r, old, 0, RAFT_ELEADERLOST);
+		if (rv != 0)
+			return rv;
+	}
 	if (r->n_fwd_reads == r->cap_fwd_reads) {
 		size_t cap = r->cap_fwd_reads ? r->cap_fwd_reads * 2 : 16;
 		uint64_t *v = realloc(r->fwd_reads, cap * sizeof(*v));

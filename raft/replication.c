@@ -430,7 +430,8 @@ int replication_recv_heartbeat_resp(struct raft *r, const struct raft_message *m
 		p->in_count--;
 	}
 	if (p->match < log_last_index(&r->log)) {
-		bool window_sent = p->state == PROGRESS_REPLICATE && p->next > log_last_index(&r->log);
+		bool window_sent =
+		    p->state == PROGRESS_REPLICATE && p->next > log_last_index(&r->log);
 		int rv = send_append(r, p, window_sent);
 		if (rv != 0)
 			return rv;

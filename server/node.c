@@ -300,6 +300,7 @@ static void handle_range(struct conn *c, Cairn__Request *req)
 	}
 	p->req = req;
 	p->read_ctx = ++s->next_read_ctx;
+	p->deadline = uv_now(s->loop) + CAIRN_READ_TIMEOUT_MS;
 	rv = raft_read_index(s->raft, uv_now(s->loop), p->read_ctx);
 	if (rv != 0) {
 		reply_error(c, req->id, CAIRN__ERROR_CODE__NO_LEADER,
@@ -796,6 +797,33 @@ void node_on_job_done(struct server *s, struct job *j)
 
 /* ---- the loop hooks ---------------------------------------------------------------------- */
 
+/* Reads whose read index never came (the request or its answer was lost with a peer
+ * connection) or whose index is never applied would wait forever: answer TIMEOUT. */
+static void expire_list(struct server *s, struct pending_list *l, uint64_t now)
+{
+	struct pending_list keep = {0};
+	struct pending *p;
+	while ((p = plist_pop(l)) != NULL) {
+		if (now < p->deadline) {
+			plist_push(&keep, p);
+			continue;
+		}
+		reply_error(p->conn, p->req_id, CAIRN__ERROR_CODE__TIMEOUT,
+			    "the read could not be confirmed in time; retry");
+		pending_free(p);
+	}
+	*l = keep;
+	(void)s;
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+	struct server *s = t->data;
+	uint64_t now = uv_now(s->loop);
+	expire_list(s, &s->reads, now);
+	expire_list(s, &s->reads_ready, now);
+}
+
 static void on_raft_timer(uv_timer_t *t)
 {
 	struct server *s = t->data;
@@ -815,6 +843,8 @@ static void on_before_sleep(uv_prepare_t *h)
 		return;
 	uint64_t now = uv_now(s->loop);
 	uint64_t next = raft_next_timeout(s->raft);
+	if (raft_has_update(s->raft))
+		next = now; /* more output than one turn handles: come back at once */
 	uv_timer_start(&s->raft_timer, on_raft_timer, next > now ? next - now : 0, 0);
 }
 
@@ -988,6 +1018,9 @@ int node_start(struct server *s)
 	}
 	uv_timer_init(s->loop, &s->raft_timer);
 	s->raft_timer.data = s;
+	uv_timer_init(s->loop, &s->sweep_timer);
+	s->sweep_timer.data = s;
+	uv_timer_start(&s->sweep_timer, on_sweep_timer, CAIRN_SWEEP_MS, CAIRN_SWEEP_MS);
 	uv_prepare_init(s->loop, &s->before_sleep);
 	s->before_sleep.data = s;
 	uv_prepare_start(&s->before_sleep, on_before_sleep);
@@ -1011,6 +1044,8 @@ void node_stop(struct server *s)
 	}
 	uv_timer_stop(&s->raft_timer);
 	uv_close((uv_handle_t *)&s->raft_timer, NULL);
+	uv_timer_stop(&s->sweep_timer);
+	uv_close((uv_handle_t *)&s->sweep_timer, NULL);
 	uv_prepare_stop(&s->before_sleep);
 	uv_close((uv_handle_t *)&s->before_sleep, NULL);
 	worker_stop(s);

@@ -31,7 +31,9 @@
 #define CAIRN_PEER_PROTOCOL_VERSION 1u
 #define CAIRN_MAX_PENDING_PER_CONN  4096u /* requests in flight on one client connection */
 #define CAIRN_READ_BUF_MIN	    (64u << 10)
-#define CAIRN_APPLY_BATCH_MAX	    4096u /* committed entries per apply transaction */
+#define CAIRN_APPLY_BATCH_MAX	    4096u  /* committed entries per apply transaction */
+#define CAIRN_READ_TIMEOUT_MS	    10000u /* a linearizable read gives up after this */
+#define CAIRN_SWEEP_MS		    500u
 #define CAIRN_SPACE_REFRESH_MS	    100u
 #define CAIRN_SPACE_WRITE_FACTOR    4u /* a write costs about this many times its size on disk */
 
@@ -206,6 +208,7 @@ struct pending {
 	raft_term term;
 	raft_index index;
 	uint64_t read_ctx;
+	uint64_t deadline;   /* PENDING_READ: answered TIMEOUT after this (loop ms) */
 	Cairn__Request *req; /* PENDING_READ: the decoded request, served once applied */
 	struct pending *next;
 };
@@ -228,6 +231,7 @@ struct server {
 	uv_tcp_t peer_listener;
 	bool listeners_open;
 	uv_timer_t raft_timer;
+	uv_timer_t sweep_timer; /* expires reads whose confirmation never came */
 	uv_prepare_t before_sleep;
 	uv_signal_t sig_term, sig_int;
 

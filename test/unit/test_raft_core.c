@@ -559,6 +559,57 @@ START_TEST(test_ignores_garbage)
 }
 END_TEST
 
+/* A forwarded read is answered once even if the network duplicates the answer, fails when
+ * the leader changes, and the list of forwarded reads stays bounded. */
+START_TEST(test_forwarded_reads)
+{
+	struct raft *r;
+	struct raft_config c;
+	rng_state = 5;
+	make_config(&c, 2, 3);
+	ck_assert_int_eq(raft_init(&r, &c, NULL, 0), 0);
+	struct raft_update u;
+	ck_assert_int_eq(raft_read_index(r, 0, 1), RAFT_ENOLEADER);
+	struct raft_message hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
+	ck_assert_int_eq(raft_step(r, 10, &hb), 0);
+	ck_assert_int_eq(raft_read_index(r, 10, 5), 0);
+	ck_assert_int_eq(raft_take_update(r, &u), 0);
+	ck_assert_uint_eq(u.n_messages, 2); /* heartbeat response + the forwarded read */
+	struct raft_message resp = {.type = RAFT_MSG_READ_INDEX_RESP,
+				    .from = 1,
+				    .to = 2,
+				    .term = 1,
+				    .read_ctx = 5,
+				    .index = 7};
+	ck_assert_int_eq(raft_step(r, 11, &resp), 0);
+	ck_assert_int_eq(raft_step(r, 11, &resp), 0); /* duplicate */
+	ck_assert_int_eq(raft_take_update(r, &u), 0);
+	ck_assert_uint_eq(u.n_reads, 1);
+	ck_assert_uint_eq(u.reads[0].ctx, 5);
+	ck_assert_uint_eq(u.reads[0].index, 7);
+	ck_assert_int_eq(u.reads[0].err, 0);
+
+	/* the leader changes (a new term): the pending forwarded read fails */
+	ck_assert_int_eq(raft_read_index(r, 12, 6), 0);
+	hb.from = 3;
+	hb.term = 2;
+	ck_assert_int_eq(raft_step(r, 13, &hb), 0);
+	ck_assert_int_eq(raft_take_update(r, &u), 0);
+	ck_assert_uint_eq(u.n_reads, 1);
+	ck_assert_uint_eq(u.reads[0].ctx, 6);
+	ck_assert_int_eq(u.reads[0].err, RAFT_ELEADERLOST);
+
+	/* answers that never come cannot pile up without bound */
+	for (uint64_t i = 0; i < 65536 + 3; i++)
+		ck_assert_int_eq(raft_read_index(r, 14, 1000 + i), 0);
+	ck_assert_int_eq(raft_take_update(r, &u), 0);
+	ck_assert_uint_eq(u.n_reads, 3);
+	ck_assert_uint_eq(u.reads[0].ctx, 1000);
+	ck_assert_int_eq(u.reads[0].err, RAFT_ELEADERLOST);
+	raft_close(r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("raft_core");
@@ -575,6 +626,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_transfer);
 	tcase_add_test(tc, test_message_copy);
 	tcase_add_test(tc, test_ignores_garbage);
+	tcase_add_test(tc, test_forwarded_reads);
 	suite_add_tcase(s, tc);
 	return s;
 }
