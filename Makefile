@@ -9,6 +9,12 @@
 # BUILD selects the output directory, SANITIZE=1 adds AddressSanitizer + UndefinedBehaviorSanitizer.
 
 BUILD    ?= build
+V        ?= 0
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
 SANITIZE ?= 0
 SEEDS    ?= 100000
 PREFIX   ?= /usr/local
@@ -98,14 +104,17 @@ deps install-deps:
 # ---- compilation -----------------------------------------------------------
 $(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto | $(DEPS_STAMP)
 	@mkdir -p $(BUILD)/gen
-	protoc-c --c_out=$(BUILD)/gen $<
+	@echo "  PROTOC  $<"
+	$(Q)protoc-c --c_out=$(BUILD)/gen $<
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
-	$(CC) $(filter-out -Werror -Wmissing-prototypes,$(ALL_CFLAGS)) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(filter-out -Werror -Wmissing-prototypes,$(ALL_CFLAGS)) -c $< -o $@
 
 $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIBRAFT): $(RAFT_OBJ)
 	@rm -f $@; $(AR) rcs $@ $^
@@ -118,7 +127,8 @@ CLIENT_PROTO_OBJ := $(BUILD)/gen/proto/cairn.pb-c.o
 $(LIBCAIRN): $(CLIENT_LIB_OBJ) $(CLIENT_PROTO_OBJ)
 	@rm -f $@; $(AR) rcs $@ $^
 $(LIBCAIRN_SO): $(CLIENT_LIB_OBJ) $(CLIENT_PROTO_OBJ)
-	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libcairn.so.0 $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libcairn.so.0 $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS)
 $(BUILD)/cairn.pc: Makefile
 	@mkdir -p $(@D)
 	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
@@ -134,40 +144,53 @@ $(SERVER_OBJ) $(CLIENT_LIB_OBJ) $(BUILD)/client/cairnctl.o $(BUILD)/client/cairn
   | $(PROTO_GEN_H)
 
 $(CAIRND): $(SERVER_OBJ) $(LIBRAFT) $(LIBSTORAGE) $(LIBPROTO)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(UV_LIBS) $(LMDB_LIBS) $(PROTOBUF_LIBS) -lm
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(UV_LIBS) $(LMDB_LIBS) $(PROTOBUF_LIBS) -lm
 $(CAIRNCTL): $(BUILD)/client/cairnctl.o $(LIBCAIRN)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) -lm
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) -lm
 $(CAIRN_BENCH): $(BUILD)/client/cairn-bench.o $(LIBCAIRN)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) -lm
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) -lm
 $(BUILD)/examples/%: $(BUILD)/client/examples/%.o $(LIBCAIRN)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS)
 
 # raft/ is tested alone: no libuv, LMDB or protobuf-c on its link line.
 $(UNIT_RAFT_TESTS): $(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(LIBRAFT)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CHECK_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CHECK_LIBS)
 $(UNIT_STORAGE_TESTS): $(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(LIBSTORAGE)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(LMDB_LIBS) $(CHECK_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(LMDB_LIBS) $(CHECK_LIBS)
 $(SIM_TESTS): $(BUILD)/test/sim/%: $(BUILD)/test/sim/%.o $(SIM_LIB_OBJ) $(LIBRAFT)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CHECK_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(CHECK_LIBS)
 $(SIM_FUZZ): $(BUILD)/test/sim/sim_fuzz.o $(SIM_LIB_OBJ) $(LIBRAFT)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ -lm
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ -lm
 $(CLIENT_TESTS): $(BUILD)/test/unit/%: $(BUILD)/test/unit/%.o $(LIBCAIRN)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
 # Integration tests drive real cairnd processes (found next to them in $(BUILD)).
 $(INTEGRATION_TESTS): $(BUILD)/test/integration/%: $(BUILD)/test/integration/%.o $(ITEST_LIB_OBJ) \
                       $(LIBCAIRN) $(LIBPROTO) \
                       | $(CAIRND) $(CLIENT_PROGS)
-	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
 # Torture tools and tests may use libcairn and the integration harness (real clusters).
 $(TORTURE_TESTS): $(BUILD)/test/torture/%: $(BUILD)/test/torture/%.o $(TORTURE_LIB_OBJ) \
                   $(ITEST_LIB_OBJ) $(LIBCAIRN) $(LIBPROTO) | $(CAIRND)
-	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
 $(BUILD)/cairn-%: $(BUILD)/test/torture/%_main.o $(TORTURE_LIB_OBJ) $(ITEST_LIB_OBJ) \
                   $(LIBCAIRN) $(LIBPROTO)
-	$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) -lm
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $(filter %.o %.a,$^) -o $@ $(PROTOBUF_LIBS) $(UV_LIBS) $(CHECK_LIBS)
 $(BENCH_STORAGE): $(BUILD)/test/bench/bench_storage.o $(LIBSTORAGE)
-	$(CC) $(ALL_LDFLAGS) $^ -o $@ $(LMDB_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) $^ -o $@ $(LMDB_LIBS)
 
 # ---- tests -----------------------------------------------------------------
 # `make test` is what CI runs: a -Werror build under clang (both compilers stay clean), then
