@@ -401,6 +401,8 @@ static uint64_t next_timeout(const struct raft *r)
 			t = r->transfer_deadline;
 	} else {
 		t = r->election_deadline;
+		if (r->n_fwd_reads > 0 && r->fwd_reads[0].deadline < t)
+			t = r->fwd_reads[0].deadline;
 	}
 	return t;
 }

@@ -212,6 +212,9 @@ int election_tick(struct raft *r)
 {
 	int rv;
 	if (r->role != RAFT_LEADER) {
+		rv = readindex_expire_forwarded(r);
+		if (rv != 0)
+			return rv;
 		if (r->now < r->election_deadline)
 			return 0;
 		struct raft_progress *self = raft_progress_of(r, r->id);

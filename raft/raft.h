@@ -255,7 +255,9 @@ int raft_propose(struct raft *r, uint64_t now, const struct raft_entry *entries,
 
 /* Asks for a linearizable read (§6.4). On the leader, reads that arrive together share one
  * heartbeat round; on a follower the request is forwarded to the leader. The answer comes
- * later in an update's `reads` with the same ctx (never from this call). Errors:
+ * later in an update's `reads` with the same ctx (never from this call), exactly once: a
+ * forwarded read fails with RAFT_ELEADERLOST when the leader changes or when no answer came
+ * within an election timeout; a read on the leader fails when it steps down. Errors:
  * RAFT_ENOLEADER (a follower that knows no leader), RAFT_ENOMEM. */
 int raft_read_index(struct raft *r, uint64_t now, uint64_t ctx);
 

@@ -48,6 +48,12 @@ struct raft_progress {
 	int8_t vote;	    /* election: -1 unknown, 0 rejected, 1 granted */
 };
 
+/* A read a follower forwarded to its leader: failed if no answer comes by `deadline`. */
+struct raft_fwd_read {
+	uint64_t ctx;
+	uint64_t deadline;
+};
+
 /* A ReadIndex request waiting for its heartbeat round (§6.4). */
 struct raft_pending_read {
 	uint64_t ctx;
@@ -97,7 +103,7 @@ struct raft {
 	size_t cap_reads;
 
 	/* reads this follower forwarded to the leader, awaiting its answer */
-	uint64_t *fwd_reads;
+	struct raft_fwd_read *fwd_reads; /* oldest first */
 	size_t n_fwd_reads;
 	size_t cap_fwd_reads;
 
@@ -172,6 +178,7 @@ int readindex_fail_all(struct raft *r);
 bool readindex_round_wanted(const struct raft *r);
 int readindex_forward(struct raft *r, uint64_t ctx);
 int readindex_fail_forwarded(struct raft *r);
+int readindex_expire_forwarded(struct raft *r);
 
 /* transfer.c */
 int transfer_on_progress(struct raft *r, struct raft_progress *p);

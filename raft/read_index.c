@@ -140,23 +140,27 @@ int readindex_recv_request(struct raft *r, const struct raft_message *m)
 }
 
 /* A follower forwards a read to its leader and remembers it, so that a duplicated or late
- * answer is not reported twice, and so that the read fails if the leader changes. */
+ * answer is not reported twice, and so that the read fails if the leader changes or if no
+ * answer comes within an election timeout (the request or its answer was lost). */
+static void fwd_remove(struct raft *r, size_t i)
+{
+	memmove(r->fwd_reads + i, r->fwd_reads + i + 1,
+		(r->n_fwd_reads - i - 1) * sizeof(*r->fwd_reads));
+	r->n_fwd_reads--;
+}
+
 int readindex_forward(struct raft *r, uint64_t ctx)
 {
 	if (r->n_fwd_reads >= RAFT_MAX_FORWARDED_READS) {
-		/* Answers lost on the way (a dropped connection) would pile up: give up on the
-		 * oldest, its host has long timed it out. */
-		uint64_t old = r->fwd_reads[0];
-		memmove(r->fwd_reads, r->fwd_reads + 1,
-			(r->n_fwd_reads - 1) * sizeof(*r->fwd_reads));
-		r->n_fwd_reads--;
+		uint64_t old = r->fwd_reads[0].ctx;
+		fwd_remove(r, 0);
 		int rv = raft_push_read_result(r, old, 0, RAFT_ELEADERLOST);
 		if (rv != 0)
 			return rv;
 	}
 	if (r->n_fwd_reads == r->cap_fwd_reads) {
 		size_t cap = r->cap_fwd_reads ? r->cap_fwd_reads * 2 : 16;
-		uint64_t *v = realloc(r->fwd_reads, cap * sizeof(*v));
+		struct raft_fwd_read *v = realloc(r->fwd_reads, cap * sizeof(*v));
 		if (v == NULL)
 			return RAFT_ENOMEM;
 		r->fwd_reads = v;
@@ -165,16 +169,17 @@ int readindex_forward(struct raft *r, uint64_t ctx)
 	struct raft_message m = {.type = RAFT_MSG_READ_INDEX, .to = r->leader, .read_ctx = ctx};
 	int rv = raft_send(r, &m);
 	if (rv == 0)
-		r->fwd_reads[r->n_fwd_reads++] = ctx;
+		r->fwd_reads[r->n_fwd_reads++] = (struct raft_fwd_read){
+		    .ctx = ctx, .deadline = r->now + r->cfg.election_timeout_ms};
 	return rv;
 }
 
 int readindex_recv_response(struct raft *r, const struct raft_message *m)
 {
 	for (size_t i = 0; i < r->n_fwd_reads; i++) {
-		if (r->fwd_reads[i] != m->read_ctx)
+		if (r->fwd_reads[i].ctx != m->read_ctx)
 			continue;
-		r->fwd_reads[i] = r->fwd_reads[--r->n_fwd_reads];
+		fwd_remove(r, i);
 		return raft_push_read_result(r, m->read_ctx, m->index,
 					     m->reject ? RAFT_ELEADERLOST : 0);
 	}
@@ -185,13 +190,26 @@ int readindex_recv_response(struct raft *r, const struct raft_message *m)
 int readindex_fail_forwarded(struct raft *r)
 {
 	int rv = 0;
-	while (r->n_fwd_reads > 0) {
-		uint64_t ctx = r->fwd_reads[--r->n_fwd_reads];
-		int e = raft_push_read_result(r, ctx, 0, RAFT_ELEADERLOST);
+	for (size_t i = 0; i < r->n_fwd_reads; i++) {
+		int e = raft_push_read_result(r, r->fwd_reads[i].ctx, 0, RAFT_ELEADERLOST);
 		if (rv == 0)
 			rv = e;
 	}
+	r->n_fwd_reads = 0;
 	return rv;
+}
+
+/* Forwarded reads whose answer is overdue (deadlines are in forwarding order). */
+int readindex_expire_forwarded(struct raft *r)
+{
+	while (r->n_fwd_reads > 0 && r->fwd_reads[0].deadline <= r->now) {
+		uint64_t ctx = r->fwd_reads[0].ctx;
+		fwd_remove(r, 0);
+		int rv = raft_push_read_result(r, ctx, 0, RAFT_ELEADERLOST);
+		if (rv != 0)
+			return rv;
+	}
+	return 0;
 }
 
 /* Leadership is lost: no pending read can be confirmed any more. */

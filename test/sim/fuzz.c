@@ -7,8 +7,11 @@
 
 #define FUZZ_TRACE_LINES       50 /* events shown with a failure */
 #define FUZZ_LIVENESS_MIN_MS   30000
-#define FUZZ_LIVENESS_TIMEOUTS 30      /* ... or this many election timeouts, whichever is longer */
-#define FUZZ_MAX_STEPS	       1000000 /* ~12x the busiest seed seen (83k events): more is a storm */
+#define FUZZ_LIVENESS_TIMEOUTS 30 /* ... or this many election timeouts, whichever is longer */
+/* Require every read to be answered by the end (sim_options.liveness_all_reads): off until the
+ * core answers (or fails) forwarded reads whose messages were lost. */
+#define FUZZ_ALL_READS_ANSWERED true
+#define FUZZ_MAX_STEPS		1000000 /* ~12x the busiest seed seen (83k events): more is a storm */
 
 /* What a seed decided about its run. */
 struct fuzz_plan {
@@ -292,6 +295,7 @@ int fuzz_run_seed(uint64_t seed, FILE *trace, struct fuzz_result *out)
 	o.restart_max_ms = p.raft.election_timeout_ms * 3;
 	o.trace = trace;
 	o.max_steps = FUZZ_MAX_STEPS;
+	o.liveness_all_reads = FUZZ_ALL_READS_ANSWERED;
 	struct sim *s;
 	int rv = sim_create(&s, &o);
 	if (rv != 0) {

@@ -7,14 +7,15 @@
 
 #include "test/sim/checker.h"
 
-#define SIM_TRACE_RING	       64     /* trace events kept for failure reports */
-#define SIM_MAX_BATCH	       64     /* entries per sim_propose() call */
-#define SIM_PAYLOAD_MAX	       48     /* "n<node>-c<counter>" */
-#define SIM_SAME_TIME_LIMIT    100000 /* events at one virtual ms before we call it a livelock */
-#define SIM_FULL_VERIFY_EVERY  512    /* steps between full log comparisons of mirrors and cores */
-#define SIM_NO_TIMER	       UINT64_MAX
-#define SIM_RETRY_MS	       10 /* liveness check: pause between client retries */
-#define SIM_HEALTHY_LATENCY_MS 5  /* liveness check: one-way latency of a healed network */
+#define SIM_TRACE_RING		   64	  /* trace events kept for failure reports */
+#define SIM_MAX_BATCH		   64	  /* entries per sim_propose() call */
+#define SIM_PAYLOAD_MAX		   48	  /* "n<node>-c<counter>" */
+#define SIM_SAME_TIME_LIMIT	   100000 /* events at one virtual ms before we call it a livelock */
+#define SIM_FULL_VERIFY_EVERY	   512 /* steps between full log comparisons of mirrors and cores */
+#define SIM_NO_TIMER		   UINT64_MAX
+#define SIM_HARD_STATE_CRASH_BOOST 10 /* chaos crashes: weight of term/vote writes */
+#define SIM_RETRY_MS		   10 /* liveness check: pause between client retries */
+#define SIM_HEALTHY_LATENCY_MS	   5  /* liveness check: one-way latency of a healed network */
 
 /* ---- PRNG */
 
@@ -220,22 +221,26 @@ static int sim_check(struct sim *s);
 
 /* ---- helpers */
 
-static int grow(void **p, size_t *cap, size_t need, size_t elem)
+/* Makes room for `need` elements of `elem` bytes in the array whose pointer is at `pp`. The
+ * pointer is read and written with memcpy: it is a `T *`, not a `void *`. */
+static int grow(void *pp, size_t *cap, size_t need, size_t elem)
 {
 	if (need <= *cap)
 		return 0;
 	size_t c = *cap ? *cap : 16;
 	while (c < need)
 		c *= 2;
-	void *q = realloc(*p, c * elem);
+	void *p;
+	memcpy(&p, pp, sizeof(p));
+	void *q = realloc(p, c * elem);
 	if (q == NULL)
 		return SIM_ENOMEM;
-	*p = q;
+	memcpy(pp, &q, sizeof(q));
 	*cap = c;
 	return 0;
 }
 
-#define GROW(arr, cap, need) grow((void **)&(arr), &(cap), (need), sizeof(*(arr)))
+#define GROW(arr, cap, need) grow(&(arr), &(cap), (need), sizeof(*(arr)))
 
 static struct sim_node *node_get(struct sim *s, raft_id id)
 {
@@ -887,9 +892,12 @@ static int disk_start(struct sim *s, struct sim_node *nd)
 /* Chaos crashes aim at the window that matters: a node crashes while a persist request it
  * was just handed is not yet durable, either right after the current step or at a random
  * moment before its disk write completes. */
-static int chaos_crash_maybe(struct sim *s, struct sim_node *nd)
+static int chaos_crash_maybe(struct sim *s, struct sim_node *nd, bool hard_state)
 {
-	if (!sim_rng_chance(&s->rng, s->opts.crash_rate))
+	/* Votes and terms are written rarely but matter most (a vote lost in a crash can be
+	 * given twice): their writes draw crashes more often. */
+	double rate = s->opts.crash_rate * (hard_state ? SIM_HARD_STATE_CRASH_BOOST : 1);
+	if (!sim_rng_chance(&s->rng, rate))
 		return 0;
 	uint64_t window = nd->batch_done_at > s->now ? nd->batch_done_at - s->now : 0;
 	uint64_t at = window > 0 ? sim_rng_range(&s->rng, 0, window - 1) : 0;
@@ -966,7 +974,7 @@ static int persist_enqueue(struct sim *s, struct sim_node *nd, const struct raft
 		if (rv != 0)
 			return rv;
 	}
-	return chaos_crash_maybe(s, nd);
+	return chaos_crash_maybe(s, nd, u->hard_state_changed);
 err_nomem:
 	persist_free(p);
 	return fail_nomem(s);
@@ -1516,11 +1524,15 @@ static void node_crash(struct sim *s, struct sim_node *nd, bool chaos)
 static int chaos_crash(struct sim *s, struct sim_node *nd)
 {
 	node_crash(s, nd, true);
-	struct sim_event ev = {
-	    .time = s->now + sim_rng_range(&s->rng, s->opts.restart_min_ms, s->opts.restart_max_ms),
-	    .kind = EV_RESTART,
-	    .node = (uint8_t)nd->id,
-	    .gen = nd->incarnation};
+	/* Half the time it is back before the messages already in flight have all arrived. */
+	uint64_t delay =
+	    sim_rng_chance(&s->rng, 0.5)
+		? sim_rng_range(&s->rng, 1, 2 * (uint64_t)s->opts.net.latency_max_ms + 1)
+		: sim_rng_range(&s->rng, s->opts.restart_min_ms, s->opts.restart_max_ms);
+	struct sim_event ev = {.time = s->now + delay,
+			       .kind = EV_RESTART,
+			       .node = (uint8_t)nd->id,
+			       .gen = nd->incarnation};
 	return ev_push(s, ev);
 }
 
@@ -2032,6 +2044,12 @@ raft_term sim_disk_term(const struct sim *s, raft_id id)
 	return nd ? nd->disk_term : 0;
 }
 
+raft_id sim_disk_vote(const struct sim *s, raft_id id)
+{
+	const struct sim_node *nd = node_cget(s, id);
+	return nd ? nd->disk_vote : 0;
+}
+
 size_t sim_persist_pending(const struct sim *s, raft_id id)
 {
 	const struct sim_node *nd = node_cget(s, id);
@@ -2184,6 +2202,16 @@ static bool pred_read_done(struct sim *s, void *arg)
 	return rd->state == SIM_READ_SERVED || rd->state == SIM_READ_FAILED;
 }
 
+/* Every read asked of a node that is up has been answered (served or failed). */
+static bool pred_reads_settled(struct sim *s, void *arg)
+{
+	(void)arg;
+	for (size_t i = 0; i < s->reads_n; i++)
+		if (s->reads[i].state == SIM_READ_PENDING && sim_is_up(s, s->reads[i].node))
+			return false;
+	return true;
+}
+
 static uint64_t remaining(const struct sim *s, uint64_t deadline)
 {
 	return deadline > s->now ? deadline - s->now : 0;
@@ -2301,6 +2329,23 @@ int sim_check_liveness(struct sim *s, uint64_t max_ms)
 		}
 		if ((rv = sim_run_for(s, SIM_RETRY_MS)) != 0)
 			return rv;
+	}
+	/* Reads still in flight get the rest of the bound to be answered (a forwarded read
+	 * whose request was lost is failed by its follower after an election timeout). */
+	if (s->opts.liveness_all_reads) {
+		rv = sim_run_until_pred(s, pred_reads_settled, NULL, remaining(s, deadline));
+		if (rv == SIM_EFAILED)
+			return rv;
+	}
+	for (size_t i = 0; s->opts.liveness_all_reads && i < s->reads_n; i++) {
+		const struct sim_read *rd = &s->reads[i];
+		if (rd->state == SIM_READ_PENDING && sim_is_up(s, rd->node)) {
+			sim_fail(s, "Liveness",
+				 "read #%llu asked of node %llu at t=%llu was never answered",
+				 (unsigned long long)rd->id, (unsigned long long)rd->node,
+				 (unsigned long long)rd->requested_at);
+			return SIM_EFAILED;
+		}
 	}
 	sim_note(s, "LIVENESS: ok %llums after healing", (unsigned long long)(s->now - healed_at));
 	return 0;

@@ -49,9 +49,9 @@ bool sim_rng_chance(struct sim_rng *r, double p);
 /* ---- options */
 struct sim_net_options {
 	double drop_rate; /* each message is lost with this probability */
-	double dup_rate;  /* ... delivered twice (independent delays) */
-	double
-	    reorder_rate; /* ... delayed by up to reorder_extra_ms more, overtaken by later ones */
+	double dup_rate;  /* ... delivered twice (the copy out of order) */
+	/* ... delayed by up to reorder_extra_ms more, and overtaken by later messages */
+	double reorder_rate;
 	/* One-way delay, uniform in [min, max]. Otherwise links are FIFO (like TCP): jitter alone
 	 * never reorders two messages between the same pair of nodes. */
 	uint32_t latency_min_ms;
@@ -62,21 +62,25 @@ struct sim_net_options {
 struct sim_options {
 	uint64_t seed;
 	unsigned n_nodes; /* 1..SIM_MAX_NODES */
-	/* Template for every node's raft_config: the sim fills id, configuration, rand, rand_ctx.
-	 */
+	/* Template of every node's raft_config: the sim fills id, configuration and rand. */
 	struct raft_config raft;
 	struct sim_net_options net;
 	uint32_t disk_min_ms; /* a persist batch completes after a delay uniform in [min, max] */
 	uint32_t disk_max_ms;
 	/* Chaos crashes: each persist request handed out makes its node crash before the request
-	 * is durable with this probability; the node restarts by itself after a delay uniform in
-	 * [restart_min_ms, restart_max_ms]. */
+	 * is durable with this probability (ten times it for term/vote writes). The node restarts
+	 * by itself: half the time within two network latencies, otherwise after a delay uniform
+	 * in [restart_min_ms, restart_max_ms]. */
 	double crash_rate;
 	uint32_t restart_min_ms, restart_max_ms;
 	FILE *trace; /* when set, every event is printed here as it happens (--verbose) */
 	/* A run that processes more events than this fails ("Liveness": a message storm is a
 	 * bug too, and it would stall a sweep). 0: no limit. */
 	uint64_t max_steps;
+	/* sim_check_liveness() also requires every read asked of a node that is still up to have
+	 * been answered (served or failed): off while the core may leave a forwarded read whose
+	 * request or answer was lost unanswered forever. */
+	bool liveness_all_reads;
 };
 
 /* Defaults: a reliable network with 1-5 ms latency, 0-2 ms disks, the core's default timeouts. */
@@ -110,8 +114,8 @@ int sim_crash(struct sim *s, raft_id id);   /* loses everything not yet persiste
 int sim_restart(struct sim *s, raft_id id); /* raft_init from the simulated disk */
 bool sim_is_up(const struct sim *s, raft_id id);
 void sim_set_crash_rate(struct sim *s, double rate); /* see sim_options.crash_rate */
-void sim_cut(struct sim *s, raft_id from,
-	     raft_id to);		     /* one-way: from's messages to `to` are lost */
+/* One-way cut: the messages of `from` to `to` are lost (the other direction still works). */
+void sim_cut(struct sim *s, raft_id from, raft_id to);
 void sim_isolate(struct sim *s, raft_id id); /* cut both ways from every other node */
 /* Symmetric partition: cuts every link between the `n` ids in `side` and all other nodes. */
 void sim_partition(struct sim *s, const raft_id *side, size_t n);
@@ -188,6 +192,7 @@ raft_index sim_committed(const struct sim *s); /* highest index known committed 
 raft_index sim_disk_last_index(const struct sim *s, raft_id id);
 raft_term sim_disk_term_at(const struct sim *s, raft_id id, raft_index index);
 raft_term sim_disk_term(const struct sim *s, raft_id id);    /* persisted current term */
+raft_id sim_disk_vote(const struct sim *s, raft_id id);	     /* persisted vote */
 size_t sim_persist_pending(const struct sim *s, raft_id id); /* requests not yet completed */
 uint64_t sim_payload_hash(const void *data, size_t len, uint8_t type);
 
@@ -224,12 +229,12 @@ void sim_fail(struct sim *s, const char *invariant, const char *fmt, ...)
 void sim_note(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- liveness */
-/* Heals the network (no cuts, loss, duplication or reordering; latency at most 5 ms), gives
- * every disk its normal speed, restarts every
- * crashed node, then requires within max_ms of virtual time: a leader; a fresh proposal
- * committed; every node's state machine caught up with the leader's commit index; every
- * proposal submitted to that leader in its current term committed; a read on the leader
- * served. Returns 0, or SIM_EFAILED with invariant "Liveness". */
+/* Heals the network (no cuts, loss, duplication or reordering; latency at most 5 ms), stops
+ * chaos crashes, gives every disk its normal speed and restarts every crashed node. Then
+ * requires, within max_ms of virtual time: a leader; a fresh proposal committed; every node's
+ * state machine caught up with the leader's commit index; every proposal submitted to that
+ * leader in its current term committed; a read on the leader served. Returns 0, or
+ * SIM_EFAILED with invariant "Liveness". */
 int sim_check_liveness(struct sim *s, uint64_t max_ms);
 
 #endif /* CAIRN_SIM_H */

@@ -537,6 +537,25 @@ START_TEST(test_slow_leader_disk_counts_only_after_persist)
 }
 END_TEST
 
+/* A vote is a promise: it may only leave once it is on disk, or a crash could let the node vote
+ * twice in one term (raft.h: vote grants are messages_after_persist). */
+START_TEST(test_vote_leaves_only_after_persist)
+{
+	start(3, 141);
+	raft_id l = stable_leader();
+	raft_id f = other_than(l, 0);
+	ck_assert_int_eq(sim_set_disk(s, f, 300, 300), 0);
+	sim_crash(s, l);
+	OK();
+	/* The two survivors need each other: whoever wins holds f's durable vote. */
+	wait_for(pred_leader, NULL, LONG_MS, "a leader");
+	raft_id winner = sim_leader(s);
+	raft_term t = term_of(winner);
+	ck_assert_uint_eq(sim_disk_term(s, f), t);
+	ck_assert_uint_eq(sim_disk_vote(s, f), winner);
+}
+END_TEST
+
 /* ---- pipelining and batching, counted on the wire */
 
 struct wire {
@@ -671,6 +690,7 @@ static Suite *scenario_suite(void)
 	tcase_add_test(tc, test_follower_crash_loses_unpersisted_entries);
 	tcase_add_test(tc, test_slow_leader_disk_commits_through_followers);
 	tcase_add_test(tc, test_slow_leader_disk_counts_only_after_persist);
+	tcase_add_test(tc, test_vote_leaves_only_after_persist);
 	tcase_add_test(tc, test_pipelining);
 	tcase_add_test(tc, test_batching);
 	tcase_add_test(tc, test_same_seed_same_run);
