@@ -599,6 +599,22 @@ START_TEST(test_forwarded_reads)
 	ck_assert_uint_eq(u.reads[0].ctx, 6);
 	ck_assert_int_eq(u.reads[0].err, RAFT_ELEADERLOST);
 
+	/* no answer within an election timeout: the read fails (the request may be lost) */
+	ck_assert_int_eq(raft_read_index(r, 20, 8), 0);
+	ck_assert_int_eq(raft_tick(r, 500), 0);
+	ck_assert_int_eq(raft_take_update(r, &u), 0);
+	ck_assert_uint_eq(u.n_reads, 0);
+	ck_assert_uint_le(u.next_timeout, 20 + 1000);
+	ck_assert_int_eq(raft_tick(r, 20 + 1000), 0);
+	ck_assert_int_eq(raft_take_update(r, &u), 0);
+	ck_assert_uint_eq(u.n_reads, 1);
+	ck_assert_uint_eq(u.reads[0].ctx, 8);
+	ck_assert_int_eq(u.reads[0].err, RAFT_ELEADERLOST);
+	/* keep the leader known for what follows */
+	hb.term = 2;
+	ck_assert_int_eq(raft_step(r, 1021, &hb), 0);
+	ck_assert_int_eq(raft_take_update(r, &u), 0);
+
 	/* answers that never come cannot pile up without bound */
 	for (uint64_t i = 0; i < 65536 + 3; i++)
 		ck_assert_int_eq(raft_read_index(r, 14, 1000 + i), 0);
