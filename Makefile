@@ -5,6 +5,7 @@
 #   make run          start a local 3-member cluster (N=1|3|5) and show how to use it; make stop
 #   make sim          simulator sweep: SEEDS=N (default 100000), CAIRN_SEED=S replays one seed
 #   make bench-storage  storage throughput benchmark (prints figures)
+#   make bench          cluster benchmark with cairn-bench; make bench-vs-etcd: against etcd
 #
 # BUILD selects the output directory, SANITIZE=1 adds AddressSanitizer + UndefinedBehaviorSanitizer.
 
@@ -86,7 +87,7 @@ BENCH_STORAGE      := $(BUILD)/bench-storage
 TESTS := $(UNIT_RAFT_TESTS) $(UNIT_STORAGE_TESTS) $(SIM_TESTS) $(CLIENT_TESTS) \
          $(INTEGRATION_TESTS) $(TORTURE_TESTS)
 
-.PHONY: all deps test check run stop sim sim-demo bench-storage clean format install-deps install
+.PHONY: all deps test check run stop sim sim-demo bench-storage bench bench-vs-etcd clean format install-deps install
 .DEFAULT_GOAL := all
 
 all: $(LIBRAFT) $(LIBSTORAGE) $(if $(SERVER_SRC),$(CAIRND)) \
@@ -211,6 +212,14 @@ sim: $(SIM_FUZZ)
 
 bench-storage: $(BENCH_STORAGE)
 	$(BENCH_STORAGE)
+
+# Cairn alone under load (3 local members), report in $(BUILD)/bench/; and side by side with
+# etcd 3.4 on this machine -> docs/benchmarks/<date>.md (QUICK=1: a short smoke run).
+bench: all
+	@SYSTEMS=cairn OUT_DIR=$(abspath $(BUILD))/bench UPDATE_README=0 BUILD=$(abspath $(BUILD)) \
+	  scripts/bench-vs-etcd.sh
+bench-vs-etcd: all
+	@BUILD=$(abspath $(BUILD)) scripts/bench-vs-etcd.sh
 
 # Starts a local 3-member cluster in .cluster/ (N=1|3|5 to change) and prints what to try.
 N ?= 3

@@ -255,3 +255,17 @@ int election_tick(struct raft *r)
 	}
 	return 0;
 }
+
+int raft_peer_lost(struct raft *r, uint64_t now, raft_id id)
+{
+	if (now > r->now)
+		r->now = now;
+	if (r->role != RAFT_FOLLOWER || r->leader != id || id == 0)
+		return 0;
+	r->heard_leader = false;
+	uint64_t soon =
+	    r->now + r->cfg.heartbeat_ms + r->cfg.rand(r->cfg.rand_ctx) % r->cfg.heartbeat_ms;
+	if (soon < r->election_deadline)
+		r->election_deadline = soon;
+	return 0;
+}

@@ -267,6 +267,12 @@ int raft_read_index(struct raft *r, uint64_t now, uint64_t ctx);
  * running). */
 int raft_transfer_leadership(struct raft *r, uint64_t now, raft_id target);
 
+/* The host saw its connection from server `id` close (the process died, or the network
+ * broke). If `id` is our leader, stop honouring its lease (§4.2.3) and campaign within about
+ * a heartbeat interval unless it is heard from again: a crashed leader is replaced in a
+ * fraction of an election timeout. A false alarm costs at most an election. Errors: none. */
+int raft_peer_lost(struct raft *r, uint64_t now, raft_id id);
+
 /* True when raft_take_update() would return something worth processing. */
 bool raft_has_update(const struct raft *r);
 /* Hands out everything accumulated since the previous call (see THE CONTRACT). Always fills

@@ -224,8 +224,10 @@ static void schedule_retry(struct peer *p)
 void peer_on_close(struct conn *c)
 {
 	struct peer *p = c->peer;
-	if (c->kind == CONN_PEER_IN && p != NULL && c->remote_id != 0 && !c->s->stopping)
+	if (c->kind == CONN_PEER_IN && p != NULL && c->remote_id != 0 && !c->s->stopping) {
 		slog(c->s, LOG_INFO, "peer %llu down", (unsigned long long)p->id);
+		raft_peer_lost(c->s->raft, uv_now(c->s->loop), p->id);
+	}
 	if (c->kind == CONN_PEER_OUT && p != NULL && p->out == c) {
 		if (p->up)
 			slog(c->s, LOG_DEBUG, "connection to peer %llu (%s) closed",

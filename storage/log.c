@@ -385,7 +385,11 @@ int storage_persist(storage_t *h, const struct storage_persist *batch, char *err
 	if (rv != 0) {
 		goto err_after_begin;
 	}
-	rv = sto_commit(h, txn, STO_DURABLE, errmsg, errlen);
+	/* A batch that only applies needs no more durability than storage_apply(): the log
+	 * holds those entries, and a power loss that undoes the batch re-applies it. */
+	bool log_change = batch->truncate_from != 0 || batch->n_entries > 0 ||
+			  batch->hard_state != NULL;
+	rv = sto_commit(h, txn, log_change ? STO_DURABLE : STO_APPLY_DURABLE, errmsg, errlen);
 	if (rv != 0 && batch->n_apply > 0) {
 		sto_results_free(batch->results, batch->n_apply);
 	}

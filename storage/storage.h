@@ -213,7 +213,9 @@ struct storage_persist {
 };
 
 /* Persist `batch`: on success it is on disk (unless opened with nosync), and if it applied
- * commands, `results` are filled (free each with storage_result_free()). On error nothing was
+ * commands, `results` are filled (free each with storage_result_free()). A batch with only
+ * an apply part is committed like storage_apply() (one flush; a power loss may undo it, the
+ * log re-applies it). On error nothing was
  * written and no result needs freeing. An empty batch is a no-op.
  * Errors: STORAGE_EINVAL (rules above broken, or those of storage_apply()),
  *   STORAGE_ECOMPACTED (entry or truncation below first_index), STORAGE_ETOOLARGE (entry

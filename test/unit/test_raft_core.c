@@ -626,6 +626,41 @@ START_TEST(test_forwarded_reads)
 }
 END_TEST
 
+/* A follower that loses its leader's connection drops the lease and campaigns within about
+ * a heartbeat; the others grant its pre-vote once they lost the leader too. */
+START_TEST(test_peer_lost)
+{
+	struct raft *r;
+	struct raft_config c;
+	rng_state = 6;
+	make_config(&c, 2, 3);
+	ck_assert_int_eq(raft_init(&r, &c, NULL, 0), 0);
+	struct raft_update u;
+	struct raft_message hb = {.type = RAFT_MSG_HEARTBEAT, .from = 1, .to = 2, .term = 1};
+	ck_assert_int_eq(raft_step(r, 100, &hb), 0);
+	ck_assert_int_eq(raft_take_update(r, &u), 0);
+	ck_assert_uint_ge(u.next_timeout, 100 + 1000);
+	/* another server than the leader: nothing changes */
+	ck_assert_int_eq(raft_peer_lost(r, 150, 3), 0);
+	ck_assert_uint_ge(raft_next_timeout(r), 100 + 1000);
+	/* while in lease, a pre-vote from node 3 is ignored */
+	struct raft_message pv = {.type = RAFT_MSG_PREVOTE, .from = 3, .to = 2, .term = 2};
+	ck_assert_int_eq(raft_step(r, 160, &pv), 0);
+	ck_assert_int_eq(raft_take_update(r, &u), 0);
+	ck_assert_uint_eq(u.n_messages, 0);
+	/* the leader's connection closes: campaign within two heartbeats; grant pre-votes */
+	ck_assert_int_eq(raft_peer_lost(r, 200, 1), 0);
+	ck_assert_uint_le(raft_next_timeout(r), 200 + 2 * 100);
+	ck_assert_int_eq(raft_step(r, 210, &pv), 0);
+	ck_assert_int_eq(raft_take_update(r, &u), 0);
+	ck_assert_uint_eq(u.n_messages, 1);
+	ck_assert(!u.messages[0].reject);
+	ck_assert_int_eq(raft_tick(r, 400), 0);
+	ck_assert_int_eq(raft_role(r), RAFT_PRE_CANDIDATE);
+	raft_close(r);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("raft_core");
@@ -643,6 +678,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_message_copy);
 	tcase_add_test(tc, test_ignores_garbage);
 	tcase_add_test(tc, test_forwarded_reads);
+	tcase_add_test(tc, test_peer_lost);
 	suite_add_tcase(s, tc);
 	return s;
 }
