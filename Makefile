@@ -4,6 +4,7 @@
 #   make test         ASan+UBSan build, every suite, the simulator's fuzzy tier, a clang build
 #   make run          start a local 3-member cluster (N=1|3|5) and show how to use it; make stop
 #   make sim          simulator sweep: SEEDS=N (default 100000), CAIRN_SEED=S replays one seed
+#   make torture      fault-injection runs with a linearizability checker (DURATION SEEDS NODES)
 #   make bench-storage  storage throughput benchmark (prints figures)
 #   make bench          cluster benchmark with cairn-bench; make bench-vs-etcd: against etcd
 #
@@ -87,7 +88,7 @@ BENCH_STORAGE      := $(BUILD)/bench-storage
 TESTS := $(UNIT_RAFT_TESTS) $(UNIT_STORAGE_TESTS) $(SIM_TESTS) $(CLIENT_TESTS) \
          $(INTEGRATION_TESTS) $(TORTURE_TESTS)
 
-.PHONY: all deps test check run stop sim sim-demo bench-storage bench bench-vs-etcd clean format install-deps install
+.PHONY: all deps test check run stop sim sim-demo torture bench-storage bench bench-vs-etcd clean format install-deps install
 .DEFAULT_GOAL := all
 
 all: $(LIBRAFT) $(LIBSTORAGE) $(if $(SERVER_SRC),$(CAIRND)) \
@@ -212,6 +213,17 @@ sim: $(SIM_FUZZ)
 
 bench-storage: $(BENCH_STORAGE)
 	$(BENCH_STORAGE)
+
+# Long fault-injection runs against real clusters (docs/torture.md):
+#   make torture DURATION=300 SEEDS=20 NODES=5 [START=1] [FAULTS=all] [TORTURE_FLAGS=--overlap]
+DURATION ?= 60
+NODES    ?= 3
+START    ?= 1
+FAULTS   ?= all
+TORTURE_SEEDS = $(if $(filter command line environment,$(origin SEEDS)),$(SEEDS),10)
+torture: $(BUILD)/cairn-torture $(CAIRND)
+	CAIRN_BUILD=$(BUILD) $(BUILD)/cairn-torture --seeds $(TORTURE_SEEDS) --start $(START) \
+	  --duration $(DURATION)s --nodes $(NODES) --faults $(FAULTS) --out torture-out $(TORTURE_FLAGS)
 
 # Cairn alone under load (3 local members), report in $(BUILD)/bench/; and side by side with
 # etcd 3.4 on this machine -> docs/benchmarks/<date>.md (QUICK=1: a short smoke run).

@@ -899,6 +899,14 @@ bool h_kv_is(const Cairn__KeyValue *kv, const char *val)
 
 /* ---- fault-injecting proxy ----------------------------------------------------------------- */
 
+/* Bytes of a delayed link waiting for their time (H_LINK_DELAY), in arrival order. */
+struct dchunk {
+	uint64_t due_ms; /* h_now_ms() at which they may be forwarded */
+	size_t len, off;
+	struct dchunk *next;
+	uint8_t data[];
+};
+
 struct pconn {
 	int from, to;
 	int a, b;     /* a: accepted from `from`; b: connection to `to` (-1: none, blackhole) */
@@ -907,6 +915,8 @@ struct pconn {
 	int ia, ib; /* indexes in this round's pollfd array, -1 if not polled */
 	size_t ab_len, ba_len;
 	uint8_t ab[H_PROXY_BUF], ba[H_PROXY_BUF];
+	struct dchunk *dq_head, *dq_tail; /* a -> b bytes delayed (H_LINK_DELAY) */
+	size_t dq_bytes;
 	struct pconn *next;
 };
 
@@ -919,14 +929,27 @@ struct h_proxy {
 	int lfd[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1];
 	int lport[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1];
 	int mode[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1];	      /* wanted (under mu) */
+	int delay[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1];      /* wanted H_LINK_DELAY ms (mu) */
 	uint64_t bytes[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1]; /* under mu */
 	int target_port[H_MAX_MEMBERS + 1];
 	uint64_t gen, acked;
 	bool stop;
 	/* proxy thread only */
 	int applied[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1];
+	int applied_delay[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1];
 	struct pconn *conns;
 };
+
+static void dq_clear(struct pconn *pc)
+{
+	while (pc->dq_head != NULL) {
+		struct dchunk *d = pc->dq_head;
+		pc->dq_head = d->next;
+		free(d);
+	}
+	pc->dq_tail = NULL;
+	pc->dq_bytes = 0;
+}
 
 static void pconn_kill(struct pconn *pc)
 {
@@ -938,6 +961,7 @@ static void pconn_kill(struct pconn *pc)
 	if (pc->b >= 0)
 		close(pc->b);
 	pc->a = pc->b = -1;
+	dq_clear(pc);
 }
 
 static void proxy_accept(struct h_proxy *p, int from, int to)
@@ -963,7 +987,7 @@ static void proxy_accept(struct h_proxy *p, int from, int to)
 		pc->ia = pc->ib = -1;
 		int one = 1;
 		setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (mode == H_LINK_PASS) {
+		if (mode == H_LINK_PASS || mode == H_LINK_DELAY) {
 			struct sockaddr_in sa = {.sin_family = AF_INET};
 			sa.sin_port = htons((uint16_t)p->target_port[to]);
 			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -1014,6 +1038,59 @@ static bool pump_in(int in, uint8_t *buf, size_t *len, bool discard, uint64_t *c
 	return true;
 }
 
+/* Reads from `in` into the delay queue of pc, due `delay_ms` from now (never before the bytes
+ * queued earlier); returns false when `in` is closed. */
+static bool pump_in_delayed(struct pconn *pc, int delay_ms, uint64_t *count, struct h_proxy *p)
+{
+	uint8_t scratch[H_PROXY_BUF];
+	ssize_t n = recv(pc->a, scratch, sizeof(scratch), 0);
+	if (n == 0)
+		return false;
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+	struct dchunk *d = malloc(sizeof(*d) + (size_t)n);
+	if (d == NULL)
+		return false; /* reset the connection: the member reconnects */
+	d->due_ms = h_now_ms() + (uint64_t)delay_ms;
+	if (pc->dq_tail != NULL && pc->dq_tail->due_ms > d->due_ms)
+		d->due_ms = pc->dq_tail->due_ms;
+	d->len = (size_t)n;
+	d->off = 0;
+	d->next = NULL;
+	memcpy(d->data, scratch, (size_t)n);
+	if (pc->dq_tail != NULL)
+		pc->dq_tail->next = d;
+	else
+		pc->dq_head = d;
+	pc->dq_tail = d;
+	pc->dq_bytes += (size_t)n;
+	pthread_mutex_lock(&p->mu);
+	*count += (uint64_t)n;
+	pthread_mutex_unlock(&p->mu);
+	return true;
+}
+
+/* Moves the delayed bytes whose time has come into the a -> b buffer. */
+static void release_delayed(struct pconn *pc, uint64_t now)
+{
+	while (pc->dq_head != NULL && pc->dq_head->due_ms <= now && pc->ab_len < H_PROXY_BUF) {
+		struct dchunk *d = pc->dq_head;
+		size_t k = d->len - d->off;
+		if (k > H_PROXY_BUF - pc->ab_len)
+			k = H_PROXY_BUF - pc->ab_len;
+		memcpy(pc->ab + pc->ab_len, d->data + d->off, k);
+		pc->ab_len += k;
+		d->off += k;
+		pc->dq_bytes -= k;
+		if (d->off == d->len) {
+			pc->dq_head = d->next;
+			if (pc->dq_head == NULL)
+				pc->dq_tail = NULL;
+			free(d);
+		}
+	}
+}
+
 static bool pump_out(int out, uint8_t *buf, size_t *len)
 {
 	if (*len == 0)
@@ -1039,6 +1116,7 @@ static void *proxy_main(void *arg)
 		bool stop = p->stop;
 		uint64_t gen = p->gen;
 		memcpy(want, p->mode, sizeof(want));
+		memcpy(p->applied_delay, p->delay, sizeof(p->applied_delay));
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			break;
@@ -1047,13 +1125,18 @@ static void *proxy_main(void *arg)
 				int old = p->applied[f][t], now = want[f][t];
 				if (f == t || old == now)
 					continue;
-				for (struct pconn *pc = p->conns; pc; pc = pc->next) {
+				/* PASS <-> DELAY keeps the stream (delayed bytes still flow) */
+				bool keep = (old == H_LINK_PASS && now == H_LINK_DELAY) ||
+					    (old == H_LINK_DELAY && now == H_LINK_PASS);
+				for (struct pconn *pc = p->conns; pc && !keep; pc = pc->next) {
 					if (pc->from != f || pc->to != t)
 						continue;
 					if (now == H_LINK_DROP || old != H_LINK_PASS)
 						pconn_kill(pc); /* cut, or reset after a fault */
-					else
+					else {
 						pc->ab_len = pc->ba_len = 0; /* into the hole */
+						dq_clear(pc); /* bytes still delayed, too */
+					}
 				}
 				p->applied[f][t] = now;
 			}
@@ -1083,6 +1166,8 @@ static void *proxy_main(void *arg)
 			pfds = np;
 		}
 		size_t k = 0;
+		int timeout = 1000;
+		uint64_t now_ms = h_now_ms();
 		pfds[k++] = (struct pollfd){.fd = p->wake[0], .events = POLLIN};
 		int lidx[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1];
 		for (int f = 1; f <= n; f++)
@@ -1096,8 +1181,17 @@ static void *proxy_main(void *arg)
 		for (struct pconn *pc = p->conns; pc; pc = pc->next) {
 			short ea = 0, eb = 0;
 			bool hole = p->applied[pc->from][pc->to] == H_LINK_BLACKHOLE;
-			if (hole || pc->ab_len < H_PROXY_BUF)
+			bool delayed =
+			    p->applied[pc->from][pc->to] == H_LINK_DELAY || pc->dq_head != NULL;
+			if (delayed ? pc->dq_bytes < H_LINK_DELAY_MAX_QUEUED
+				    : (hole || pc->ab_len < H_PROXY_BUF))
 				ea |= POLLIN;
+			if (pc->dq_head != NULL && pc->ab_len < H_PROXY_BUF) {
+				uint64_t due = pc->dq_head->due_ms;
+				int wait = due <= now_ms ? 0 : (int)(due - now_ms);
+				if (wait < timeout)
+					timeout = wait;
+			}
 			if (pc->ba_len > 0)
 				ea |= POLLOUT;
 			pc->ia = (int)k;
@@ -1116,8 +1210,9 @@ static void *proxy_main(void *arg)
 				pfds[k++] = (struct pollfd){.fd = pc->b, .events = eb};
 			}
 		}
-		if (poll(pfds, (nfds_t)k, 1000) < 0 && errno != EINTR)
+		if (poll(pfds, (nfds_t)k, timeout) < 0 && errno != EINTR)
 			break;
+		now_ms = h_now_ms();
 
 		/* 3. handle events */
 		if (pfds[0].revents) {
@@ -1129,6 +1224,8 @@ static void *proxy_main(void *arg)
 			if (pc->dead)
 				continue;
 			bool hole = p->applied[pc->from][pc->to] == H_LINK_BLACKHOLE;
+			bool delay_mode = p->applied[pc->from][pc->to] == H_LINK_DELAY;
+			bool delayed = delay_mode || pc->dq_head != NULL;
 			uint64_t *cnt = &p->bytes[pc->from][pc->to];
 			bool ok = true;
 			if (pc->ib >= 0 && !pc->b_ready && pfds[pc->ib].revents) {
@@ -1140,8 +1237,14 @@ static void *proxy_main(void *arg)
 				else
 					pc->b_ready = true;
 			}
-			if (ok && pfds[pc->ia].revents)
+			if (ok && pfds[pc->ia].revents && delayed && pc->b >= 0)
+				ok = pump_in_delayed(
+				    pc, delay_mode ? p->applied_delay[pc->from][pc->to] : 0, cnt,
+				    p);
+			else if (ok && pfds[pc->ia].revents)
 				ok = pump_in(pc->a, pc->ab, &pc->ab_len, hole || pc->b < 0, cnt, p);
+			if (ok && pc->dq_head != NULL)
+				release_delayed(pc, now_ms);
 			if (ok && pc->b_ready && pc->ib >= 0 && pfds[pc->ib].revents)
 				ok = pump_in(pc->b, pc->ba, &pc->ba_len, hole, NULL, p);
 			if (ok && pc->b_ready)
@@ -1273,6 +1376,43 @@ void h_heal(struct h_cluster *c)
 	H_ASSERT_MSG(c->proxy != NULL, "h_heal needs a cluster with opts.proxy");
 	pthread_mutex_lock(&c->proxy->mu);
 	memset(c->proxy->mode, 0, sizeof(c->proxy->mode));
+	memset(c->proxy->delay, 0, sizeof(c->proxy->delay));
+	pthread_mutex_unlock(&c->proxy->mu);
+	proxy_sync(c->proxy);
+}
+
+void h_link_set_delay(struct h_cluster *c, int from, int to, int delay_ms)
+{
+	H_ASSERT_MSG(c->proxy != NULL, "h_link_set_delay needs a cluster with opts.proxy");
+	H_ASSERT(from >= 1 && from <= c->n && to >= 1 && to <= c->n && from != to);
+	H_ASSERT(delay_ms >= 0 && delay_ms <= H_LINK_DELAY_MAX_MS);
+	pthread_mutex_lock(&c->proxy->mu);
+	c->proxy->mode[from][to] = H_LINK_DELAY;
+	c->proxy->delay[from][to] = delay_ms;
+	pthread_mutex_unlock(&c->proxy->mu);
+	proxy_sync(c->proxy);
+}
+
+void h_link_set_matrix(struct h_cluster *c, const int mode[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1],
+		       const int delay_ms[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1])
+{
+	H_ASSERT_MSG(c->proxy != NULL, "h_link_set_matrix needs a cluster with opts.proxy");
+	for (int f = 1; f <= c->n; f++)
+		for (int t = 1; t <= c->n; t++) {
+			if (f == t)
+				continue;
+			H_ASSERT(mode[f][t] >= H_LINK_PASS && mode[f][t] <= H_LINK_DELAY);
+			H_ASSERT(delay_ms == NULL ||
+				 (delay_ms[f][t] >= 0 && delay_ms[f][t] <= H_LINK_DELAY_MAX_MS));
+		}
+	pthread_mutex_lock(&c->proxy->mu);
+	for (int f = 1; f <= c->n; f++)
+		for (int t = 1; t <= c->n; t++) {
+			if (f == t)
+				continue;
+			c->proxy->mode[f][t] = mode[f][t];
+			c->proxy->delay[f][t] = delay_ms != NULL ? delay_ms[f][t] : 0;
+		}
 	pthread_mutex_unlock(&c->proxy->mu);
 	proxy_sync(c->proxy);
 }

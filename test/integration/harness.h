@@ -285,7 +285,18 @@ bool h_wait_value(struct h_cluster *c, int id, const char *key, const char *val,
  * in half), so the member reconnects with a clean stream. Changes are synchronous: when
  * h_link_set returns, the proxy thread applies the new mode.
  */
-enum h_link_mode { H_LINK_PASS = 0, H_LINK_DROP = 1, H_LINK_BLACKHOLE = 2 };
+enum h_link_mode { H_LINK_PASS = 0, H_LINK_DROP = 1, H_LINK_BLACKHOLE = 2, H_LINK_DELAY = 3 };
+/*
+ * H_LINK_DELAY (set with h_link_set_delay or h_link_set_matrix) forwards every byte of the
+ * link's `from -> to` direction (the one carrying `from`'s messages) about `delay_ms` after the
+ * proxy read it, in order; at most H_LINK_DELAY_MAX_QUEUED bytes wait per connection (then the
+ * proxy stops reading, and TCP flow control pushes back on the sender). Going from PASS to
+ * DELAY or back keeps the connections: bytes already waiting are still delivered at their
+ * time, then new bytes flow without delay. DELAY to DROP or BLACKHOLE resets the connections
+ * (as leaving DROP or BLACKHOLE does), and so does DROP or BLACKHOLE to DELAY.
+ */
+#define H_LINK_DELAY_MAX_QUEUED (4u << 20)
+#define H_LINK_DELAY_MAX_MS	60000
 
 void h_link_set(struct h_cluster *c, int from, int to, enum h_link_mode mode);
 /* Every link to and from `id`. */
@@ -294,6 +305,13 @@ void h_isolate(struct h_cluster *c, int id, enum h_link_mode mode);
 void h_heal(struct h_cluster *c);
 /* Bytes forwarded on link (from -> to) so far. */
 uint64_t h_link_bytes(struct h_cluster *c, int from, int to);
+/* Link (from -> to) to H_LINK_DELAY with `delay_ms` (0..H_LINK_DELAY_MAX_MS). */
+void h_link_set_delay(struct h_cluster *c, int from, int to, int delay_ms);
+/* Every link at once (one synchronous change, no intermediate state): link (f -> t) gets
+ * mode[f][t] and, when that is H_LINK_DELAY, delay_ms[f][t] (delay_ms may be NULL: 0).
+ * Indexes are member ids 1..n; the diagonal and unused rows are ignored. */
+void h_link_set_matrix(struct h_cluster *c, const int mode[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1],
+		       const int delay_ms[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1]);
 
 /* ---- suites -------------------------------------------------------------------------------- */
 
