@@ -531,6 +531,14 @@ static void handle_status(struct conn *c, Cairn__Request *req)
 	sr.version = CAIRN_VERSION;
 	sr.role = (char *)raft_role_name(raft_role(s->raft));
 	sr.fsyncs = ss.syncs;
+	if (req->status != NULL && req->status->kv_hash) {
+		struct storage_kv_hash kh;
+		if (storage_kv_hash(s->store, &kh, NULL, 0) == 0) {
+			sr.kv_hash = kh.hash;
+			sr.applied_index = kh.applied_index;
+			sr.revision = (int64_t)kh.revision;
+		}
+	}
 	sr.entries_committed = rs.entries_committed;
 	Cairn__ResponseHeader h;
 	fill_header(s, &h, st.revision);

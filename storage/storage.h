@@ -187,6 +187,19 @@ struct storage_state {
 /* Errors: STORAGE_EINVAL, STORAGE_ECORRUPT, STORAGE_EAGAIN, STORAGE_EIO. */
 int storage_state(storage_t *h, struct storage_state *out, char *errmsg, size_t errlen);
 
+/* A hash of the whole key-value state (every key with its stored record: value, revisions,
+ * version, lease), with the applied index and revision it belongs to, taken in one read
+ * transaction. Replicas at the same applied index must report the same hash: a convergence
+ * check. It walks every key, so it is a maintenance call, not a per-request one.
+ * Errors: STORAGE_EINVAL, STORAGE_ECORRUPT, STORAGE_EAGAIN, STORAGE_EIO. */
+struct storage_kv_hash {
+	uint64_t hash;
+	uint64_t keys;
+	uint64_t applied_index;
+	uint64_t revision;
+};
+int storage_kv_hash(storage_t *h, struct storage_kv_hash *out, char *errmsg, size_t errlen);
+
 /*
  * Group commit: everything in one batch is written in ONE write transaction, made durable by
  * one LMDB commit (one data flush + one meta-page flush), in this order:

@@ -397,6 +397,29 @@ START_TEST(test_pipelined_requests)
 			h_pause_ms(20);
 	}
 	H_ASSERT_MSG(same, "members did not converge on revision %lld", (long long)rev);
+	/* ... and on the same key-value content: the same kv_hash at the same applied index,
+	 * which is not the hash of an empty store. */
+	uint64_t hashes[4] = {0}, at[4] = {0};
+	for (int id = 1; id <= 3; id++) {
+		struct h_conn *mc = h_connect_member(c, id, H_RPC_TIMEOUT_MS);
+		H_ASSERT(mc != NULL);
+		struct h_req sq;
+		h_req_status(&sq);
+		sq.status.kv_hash = true;
+		Cairn__Response *st = h_call(mc, &sq.req, H_RPC_TIMEOUT_MS);
+		H_ASSERT_OK(st);
+		hashes[id] = st->status->kv_hash;
+		at[id] = st->status->applied_index;
+		H_ASSERT_INT_EQ(st->status->revision, rev);
+		h_free(st);
+		h_close(mc);
+	}
+	H_ASSERT_INT_EQ(at[1], at[2]);
+	H_ASSERT_INT_EQ(at[2], at[3]);
+	H_ASSERT_MSG(hashes[1] == hashes[2] && hashes[2] == hashes[3] && hashes[1] != 0 &&
+			 hashes[1] != 0xcbf29ce484222325ull,
+		     "kv_hash differs or is empty: %llx %llx %llx", (unsigned long long)hashes[1],
+		     (unsigned long long)hashes[2], (unsigned long long)hashes[3]);
 	h_cluster_destroy(c);
 }
 END_TEST

@@ -135,6 +135,43 @@ START_TEST(test_map_full)
 }
 END_TEST
 
+/* storage_kv_hash(): replicas that applied the same commands agree; any difference in a
+ * value shows. */
+START_TEST(test_kv_hash)
+{
+	char err[STORAGE_ERRMSG_SIZE] = "";
+	storage_t *a = open_map(4 * SMALL_MAP);
+	char *dir_b = t_mkdtemp();
+	struct storage_options o = {.nosync = true};
+	storage_t *b = t_open_opts(dir_b, &o);
+	struct storage_kv_hash ha, hb;
+
+	ck_assert_int_eq(storage_kv_hash(a, &ha, err, sizeof(err)), 0);
+	ck_assert_int_eq(storage_kv_hash(b, &hb, err, sizeof(err)), 0);
+	ck_assert_uint_eq(ha.hash, hb.hash);
+	ck_assert_uint_eq(ha.keys, 0);
+	ck_assert_int_eq(try_put(a, "k1", "v1", err), 0);
+	ck_assert_int_eq(try_put(b, "k1", "v1", err), 0);
+	ck_assert_int_eq(try_put(a, "k2", "v2", err), 0);
+	ck_assert_int_eq(try_put(b, "k2", "v2", err), 0);
+	ck_assert_int_eq(storage_kv_hash(a, &ha, err, sizeof(err)), 0);
+	ck_assert_int_eq(storage_kv_hash(b, &hb, err, sizeof(err)), 0);
+	ck_assert_uint_eq(ha.hash, hb.hash);
+	ck_assert_uint_eq(ha.keys, 2);
+	ck_assert_uint_eq(ha.revision, 2);
+	ck_assert_uint_eq(ha.applied_index, hb.applied_index);
+	ck_assert_int_eq(try_put(a, "k3", "x", err), 0);
+	ck_assert_int_eq(try_put(b, "k3", "y", err), 0);
+	ck_assert_int_eq(storage_kv_hash(a, &ha, err, sizeof(err)), 0);
+	ck_assert_int_eq(storage_kv_hash(b, &hb, err, sizeof(err)), 0);
+	ck_assert_uint_ne(ha.hash, hb.hash);
+	ck_assert_int_eq(storage_kv_hash(NULL, &ha, err, sizeof(err)), STORAGE_EINVAL);
+	storage_close(a);
+	storage_close(b);
+	t_rmdir(dir_b);
+}
+END_TEST
+
 /* storage_space() reports the map size and grows with the data, so a server can refuse
  * writes before the map fills up. */
 START_TEST(test_space_reading)
@@ -389,6 +426,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_map_full);
 	tcase_add_test(tc, test_space_reading);
+	tcase_add_test(tc, test_kv_hash);
 	tcase_add_test(tc, test_failed_commit_is_fatal);
 	tcase_add_test(tc, test_corrupt_kv_record);
 	tcase_add_test(tc, test_corrupt_session_record);
