@@ -214,7 +214,8 @@ struct cairn_status_result {
 	int64_t db_size;     /* bytes used by the data file */
 	const char *version; /* server version */
 	const char *role;    /* "follower", "candidate", "leader" */
-	uint64_t kv_hash;    /* hash of the key-value state at applied_index */
+	uint64_t kv_hash;    /* cairn_status_hash() only: hash of the key-value state at
+			      * applied_index; 0 otherwise */
 	uint64_t fsyncs;
 	uint64_t entries_committed;
 	struct cairn_member *members;
@@ -405,6 +406,12 @@ int cairn_txn_commit_async(cairn_client *c, const cairn_txn *txn, uint32_t timeo
  */
 int cairn_status(cairn_client *c, const char *endpoint, uint32_t timeout_ms,
 		 struct cairn_status_result **res, char *errmsg, size_t errlen);
+/* Like cairn_status(), and also asks for kv_hash: a hash of the member's whole key-value
+ * state, with applied_index and revision taken at the same moment (members at the same
+ * applied index must report the same hash). The member walks every key: use it for
+ * convergence checks, not for monitoring. Errors: as cairn_status(). */
+int cairn_status_hash(cairn_client *c, const char *endpoint, uint32_t timeout_ms,
+		      struct cairn_status_result **res, char *errmsg, size_t errlen);
 int cairn_status_async(cairn_client *c, const char *endpoint, uint32_t timeout_ms,
 		       cairn_status_cb cb, void *arg);
 

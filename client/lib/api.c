@@ -269,10 +269,11 @@ static int txn_submit(cairn_client *c, const cairn_txn *txn, uint32_t timeout_ms
 	return enqueue(c, op, errmsg, errlen);
 }
 
-static int status_submit(cairn_client *c, const char *endpoint, uint32_t timeout_ms,
+static int status_submit(cairn_client *c, const char *endpoint, uint32_t timeout_ms, bool kv_hash,
 			 cairn_status_cb cb, void *arg, char *errmsg, size_t errlen)
 {
 	Cairn__StatusRequest s = CAIRN__STATUS_REQUEST__INIT;
+	s.kv_hash = kv_hash;
 	char *ep = NULL;
 	struct op *op;
 	int rv;
@@ -338,7 +339,7 @@ int cairn_txn_commit_async(cairn_client *c, const cairn_txn *txn, uint32_t timeo
 int cairn_status_async(cairn_client *c, const char *endpoint, uint32_t timeout_ms,
 		       cairn_status_cb cb, void *arg)
 {
-	return status_submit(c, endpoint, timeout_ms, cb, arg, NULL, 0);
+	return status_submit(c, endpoint, timeout_ms, false, cb, arg, NULL, 0);
 }
 
 /* ---- synchronous API: an asynchronous call and a wait ------------------------------------ */
@@ -542,8 +543,8 @@ int cairn_txn_commit(cairn_client *c, const cairn_txn *txn, uint32_t timeout_ms,
 	return rv;
 }
 
-int cairn_status(cairn_client *c, const char *endpoint, uint32_t timeout_ms,
-		 struct cairn_status_result **res, char *errmsg, size_t errlen)
+static int status_sync(cairn_client *c, const char *endpoint, uint32_t timeout_ms, bool kv_hash,
+		       struct cairn_status_result **res, char *errmsg, size_t errlen)
 {
 	struct waiter w;
 	int rv;
@@ -555,7 +556,7 @@ int cairn_status(cairn_client *c, const char *endpoint, uint32_t timeout_ms,
 	if (rv != 0) {
 		return rv;
 	}
-	rv = status_submit(c, endpoint, timeout_ms, sync_status_cb, &w, errmsg, errlen);
+	rv = status_submit(c, endpoint, timeout_ms, kv_hash, sync_status_cb, &w, errmsg, errlen);
 	rv = waiter_finish(&w, rv);
 	if (res != NULL) {
 		*res = w.res;
@@ -563,4 +564,16 @@ int cairn_status(cairn_client *c, const char *endpoint, uint32_t timeout_ms,
 		cairni_result_free(w.res);
 	}
 	return rv;
+}
+
+int cairn_status(cairn_client *c, const char *endpoint, uint32_t timeout_ms,
+		 struct cairn_status_result **res, char *errmsg, size_t errlen)
+{
+	return status_sync(c, endpoint, timeout_ms, false, res, errmsg, errlen);
+}
+
+int cairn_status_hash(cairn_client *c, const char *endpoint, uint32_t timeout_ms,
+		      struct cairn_status_result **res, char *errmsg, size_t errlen)
+{
+	return status_sync(c, endpoint, timeout_ms, true, res, errmsg, errlen);
 }

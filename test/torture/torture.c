@@ -279,8 +279,8 @@ static bool wait_same_index(struct trun *run, struct h_cluster *c, cairn_client 
 		for (int id = 1; id <= c->n; id++) {
 			struct trun_member_end *me = &run->member[id];
 			struct cairn_status_result *st = NULL;
-			me->answered = cairn_status(sc, c->m[id].client_addr, TORTURE_STATUS_MS,
-						    &st, NULL, 0) == 0;
+			me->answered = cairn_status_hash(sc, c->m[id].client_addr,
+							 TORTURE_STATUS_MS, &st, NULL, 0) == 0;
 			if (!me->answered) {
 				same = false;
 				continue;
