@@ -114,9 +114,8 @@ void conn_close(struct conn *c, const char *why)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->next = c->prev = NULL;
-	if (c->kind == CONN_CLIENT)
-		node_on_conn_close(c);
-	else
+	/* A client's pending requests hold references; their replies are dropped. */
+	if (c->kind != CONN_CLIENT)
 		peer_on_close(c);
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
 }

@@ -9,8 +9,6 @@
 
 #include "server/server.h"
 
-int server_resolve(const char *addr, struct sockaddr_storage *out);
-
 /* ---- pending lists --------------------------------------------------------------- */
 
 static void plist_push(struct pending_list *l, struct pending *p)
@@ -70,14 +68,6 @@ const char *node_leader_client_addr(struct server *s, raft_id leader)
 	return p ? p->client_addr : "";
 }
 
-static uint64_t current_revision(struct server *s)
-{
-	struct storage_state st;
-	if (storage_state(s->store, &st, NULL, 0) != 0)
-		return 0;
-	return st.revision;
-}
-
 static void fill_header(struct server *s, Cairn__ResponseHeader *h, uint64_t revision)
 {
 	Cairn__ResponseHeader init = CAIRN__RESPONSE_HEADER__INIT;
@@ -117,7 +107,7 @@ static void reply_error(struct conn *c, uint64_t req_id, Cairn__ErrorCode code, 
 {
 	struct server *s = c->s;
 	Cairn__ResponseHeader h;
-	fill_header(s, &h, current_revision(s));
+	fill_header(s, &h, s->revision);
 	Cairn__Error err = CAIRN__ERROR__INIT;
 	err.code = code;
 	err.message = (char *)(msg ? msg : "");
@@ -602,11 +592,6 @@ void node_on_client_frame(struct conn *c, const uint8_t *data, size_t len)
 	cairn__request__free_unpacked(req, NULL);
 }
 
-void node_on_conn_close(struct conn *c)
-{
-	(void)c; /* pending requests hold a reference; their replies are dropped */
-}
-
 static void on_client_accept(uv_stream_t *listener, int status)
 {
 	struct server *s = listener->data;
@@ -788,6 +773,7 @@ void node_on_job_done(struct server *s, struct job *j)
 			continue;
 		s->applied = e->index;
 		s->applied_term = e->term;
+		s->revision = r->revision;
 		s->entries_applied++;
 		/* Proposals are in index order; any below this index were overwritten. */
 		while (s->writes.head && s->writes.head->index <= e->index) {
@@ -807,7 +793,7 @@ void node_on_job_done(struct server *s, struct job *j)
 
 /* Reads whose read index never came (the request or its answer was lost with a peer
  * connection) or whose index is never applied would wait forever: answer TIMEOUT. */
-static void expire_list(struct server *s, struct pending_list *l, uint64_t now)
+static void expire_list(struct pending_list *l, uint64_t now)
 {
 	struct pending_list keep = {0};
 	struct pending *p;
@@ -821,15 +807,14 @@ static void expire_list(struct server *s, struct pending_list *l, uint64_t now)
 		pending_free(p);
 	}
 	*l = keep;
-	(void)s;
 }
 
 static void on_sweep_timer(uv_timer_t *t)
 {
 	struct server *s = t->data;
 	uint64_t now = uv_now(s->loop);
-	expire_list(s, &s->reads, now);
-	expire_list(s, &s->reads_ready, now);
+	expire_list(&s->reads, now);
+	expire_list(&s->reads_ready, now);
 }
 
 static void on_raft_timer(uv_timer_t *t)
@@ -933,6 +918,7 @@ int node_start(struct server *s)
 	s->cluster_id = cluster_id_of(&s->cfg);
 	s->applied = st.applied_index;
 	s->applied_term = st.applied_term;
+	s->revision = st.revision;
 
 	struct raft_server servers[CAIRN_MAX_MEMBERS];
 	for (size_t i = 0; i < s->cfg.n_members; i++) {

@@ -97,7 +97,7 @@ void peer_send_raft(struct server *s, const struct raft_message *m)
 
 /* ---- outbound connections --------------------------------------------------------- */
 
-static int resolve(const char *addr, struct sockaddr_storage *out)
+int server_resolve(const char *addr, struct sockaddr_storage *out)
 {
 	char host[CAIRN_ADDR_MAX];
 	const char *colon = strrchr(addr, ':');
@@ -117,12 +117,6 @@ static int resolve(const char *addr, struct sockaddr_storage *out)
 	if (strchr(h, ':') != NULL)
 		return uv_ip6_addr(h, port, (struct sockaddr_in6 *)out);
 	return uv_ip4_addr(h, port, (struct sockaddr_in *)out);
-}
-
-int server_resolve(const char *addr, struct sockaddr_storage *out);
-int server_resolve(const char *addr, struct sockaddr_storage *out)
-{
-	return resolve(addr, out);
 }
 
 static void schedule_retry(struct peer *p);
@@ -179,7 +173,7 @@ static void connect_peer(struct peer *p)
 	if (s->stopping || p->out != NULL)
 		return;
 	struct sockaddr_storage sa;
-	if (resolve(p->peer_addr, &sa) != 0) {
+	if (server_resolve(p->peer_addr, &sa) != 0) {
 		slog(s, LOG_ERROR, "peer %llu: cannot parse address %s", (unsigned long long)p->id,
 		     p->peer_addr);
 		return;
@@ -342,7 +336,7 @@ void peer_on_frame(struct conn *c, const uint8_t *data, size_t len)
 int peers_start(struct server *s)
 {
 	struct sockaddr_storage sa;
-	int rv = resolve(s->cfg.listen_peer, &sa);
+	int rv = server_resolve(s->cfg.listen_peer, &sa);
 	if (rv != 0) {
 		slog(s, LOG_ERROR, "bad --listen-peer %s", s->cfg.listen_peer);
 		return -1;

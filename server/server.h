@@ -31,7 +31,6 @@
 #define CAIRN_PEER_PROTOCOL_VERSION 1u
 #define CAIRN_MAX_PENDING_PER_CONN  4096u /* requests in flight on one client connection */
 #define CAIRN_READ_BUF_MIN	    (64u << 10)
-#define CAIRN_APPLY_BATCH_MAX	    4096u  /* committed entries per apply transaction */
 #define CAIRN_READ_TIMEOUT_MS	    10000u /* a linearizable read gives up after this */
 #define CAIRN_SWEEP_MS		    500u
 #define CAIRN_SPACE_REFRESH_MS	    100u
@@ -167,7 +166,6 @@ struct job {
 	size_t n_apply;
 	struct storage_result *results; /* filled by the worker, one per entry */
 	uint8_t *arena;
-	int err; /* storage error of the job, reported to the loop */
 };
 
 struct worker {
@@ -251,8 +249,8 @@ struct server {
 	int role;
 	raft_id leader;
 	bool stopping;
-	int exit_code;
 	uint64_t entries_applied;
+	uint64_t revision;	 /* store revision after the last apply (for error-reply headers) */
 	uint64_t rng;		 /* state of the election-timeout random source */
 	uint64_t admitted_bytes; /* write bytes admitted since the space reading below */
 	uint64_t admitted_seq;
@@ -262,10 +260,15 @@ struct server {
 int node_start(struct server *s);
 void node_stop(struct server *s);
 void node_on_client_frame(struct conn *c, const uint8_t *data, size_t len);
-void node_on_conn_close(struct conn *c);
 void node_on_job_done(struct server *s, struct job *j);
 void node_process_updates(struct server *s);
 const char *node_leader_client_addr(struct server *s, raft_id leader);
+
+/* A command type storage does not know: apply answers it STORAGE_EINVAL on every replica. */
+#define STORAGE_CMD_MALFORMED ((enum storage_cmd_type)0)
+
+/* peer.c: "host:port" (numeric IPv4, [IPv6] or localhost) to a socket address. */
+int server_resolve(const char *addr, struct sockaddr_storage *out);
 
 /* convert.c: protobuf <-> storage structures */
 struct txn_build {

@@ -14,7 +14,6 @@ struct decoded {
 	struct storage_cmd *cmds;
 	Cairn__Peer__Command **pb;
 	struct txn_build *tb;
-	Cairn__TxnRequest *wrapped; /* unused: commands always carry a txn */
 	size_t n;
 };
 
@@ -50,8 +49,9 @@ static int decode_entries(const struct storage_entry *e, size_t n, struct decode
 			continue;
 		Cairn__Peer__Command *pc = cairn__peer__command__unpack(NULL, e[i].len, e[i].data);
 		if (pc == NULL) {
-			/* Cannot happen for entries this code wrote; applying it as a no-op keeps
-			 * every replica identical (they all decode the same bytes the same way). */
+			/* Cannot happen for entries this code wrote. Every replica decodes the same
+			 * bytes the same way, so answering "malformed" keeps them identical. */
+			c->type = STORAGE_CMD_MALFORMED;
 			continue;
 		}
 		d->pb[i] = pc;
@@ -64,9 +64,17 @@ static int decode_entries(const struct storage_entry *e, size_t n, struct decode
 			int rv = convert_txn(pc->txn, &d->tb[i]);
 			if (rv == STORAGE_ENOMEM)
 				return rv;
-			/* A conversion error leaves an empty-but-invalid txn: storage_apply reports
-			 * it deterministically as the command's status. */
+			if (rv != 0) {
+				/* The leader validated it before proposing, so only a bug or a
+				 * foreign writer gets here; storage answers it as malformed,
+				 * identically on every replica, instead of applying an empty
+				 * transaction. */
+				c->type = STORAGE_CMD_MALFORMED;
+				continue;
+			}
 			c->txn = d->tb[i].txn;
+		} else {
+			c->type = STORAGE_CMD_MALFORMED;
 		}
 	}
 	return 0;

@@ -404,6 +404,16 @@ START_TEST(test_noop_conf_unknown)
 	ck_assert_int_eq(r.status, STORAGE_EINVAL);
 	storage_result_free(&r);
 	ck_assert_uint_eq(t_state(h).applied_index, 5);
+	/* type 0: what cairnd applies for an entry it cannot decode; nothing changes but the
+	 * applied index, the same way on every replica */
+	uint64_t rev = t_state(h).revision;
+	cmd.type = (enum storage_cmd_type)0;
+	r = t_apply_cmd(h, cmd);
+	ck_assert_int_eq(r.status, STORAGE_EINVAL);
+	ck_assert_uint_eq(r.revision, rev);
+	storage_result_free(&r);
+	ck_assert_uint_eq(t_state(h).applied_index, 6);
+	ck_assert_uint_eq(t_state(h).revision, rev);
 }
 END_TEST
 
