@@ -2,8 +2,10 @@
 # Installs the Debian packages Cairn needs to build and test; fast and silent when all are present.
 set -eu
 
+# iproute2 and nftables: the torture harness's network-namespace mode (--net netns, root only)
+# makes namespaces, veths and a bridge with ip, and cuts links with nft.
 PACKAGES="build-essential clang pkg-config libuv1-dev liblmdb-dev lmdb-utils libprotobuf-c-dev \
-protobuf-c-compiler check"
+protobuf-c-compiler check iproute2 nftables"
 
 missing=""
 for p in $PACKAGES; do

@@ -1,5 +1,6 @@
-/* harness.h — integration test harness: real cairnd processes, a raw protocol client and a
- * fault-injecting TCP proxy between members. See docs/testing.md. */
+/* harness.h — integration test harness: real cairnd processes, a raw protocol client, and link
+ * faults between members through a fault-injecting TCP proxy or (as root) network namespaces
+ * with nftables. See docs/testing.md. */
 #ifndef CAIRN_TEST_HARNESS_H
 #define CAIRN_TEST_HARNESS_H
 
@@ -99,7 +100,8 @@ struct h_member {
 	pid_t pid; /* 0: not running */
 	bool paused;
 	int client_port, peer_port;
-	char client_addr[32];
+	char host[24];	      /* the address it listens on: 127.0.0.1, or 10.a.b.<id> (netns) */
+	char client_addr[32]; /* host:client_port */
 	char data_dir[512];
 	char log_path[512];
 	int last_status; /* wait status of the last exit */
@@ -107,10 +109,27 @@ struct h_member {
 };
 
 struct h_proxy;
+struct h_netns;
+
+/*
+ * How members are connected, and whether links between them can be cut (h_link_set & co.):
+ *   H_NET_LOOPBACK  members talk to each other directly on 127.0.0.1; no link faults.
+ *   H_NET_PROXY     every ordered pair of members (from -> to) goes through its own port of a
+ *                   fault-injecting TCP proxy in the harness process (below). No privileges.
+ *   H_NET_NETNS     each member runs in its own network namespace, with its own address
+ *                   10.a.b.<id> on a private /24 (a bridge in a hub namespace joins them; the
+ *                   harness's namespace has 10.a.b.254, so clients reach members directly),
+ *                   and link faults are nftables rules in the members' namespaces: the
+ *                   kernel's TCP sees real resets, losses and retransmissions. Needs root (see
+ *                   h_netns_check); delays need the netem qdisc (h_netns_delay_check).
+ */
+enum h_net { H_NET_LOOPBACK = 0, H_NET_PROXY = 1, H_NET_NETNS = 2 };
+/* "loopback", "proxy", "netns". */
+const char *h_net_name(enum h_net net);
 
 struct h_cluster_opts {
 	int n;		       /* members: 1..H_MAX_MEMBERS */
-	bool proxy;	       /* a fault-injecting proxy on every ordered pair of members */
+	enum h_net net;	       /* default H_NET_LOOPBACK */
 	bool nosync;	       /* --unsafe-no-fsync (only where durability is not under test) */
 	const char *extra[16]; /* more cairnd flags, NULL-terminated */
 };
@@ -121,22 +140,47 @@ struct h_cluster {
 	char root[256];			      /* temporary directory holding everything */
 	char token[64];			      /* --cluster-token, unique per cluster */
 	struct h_cluster_opts opts;
-	struct h_proxy *proxy;
+	struct h_proxy *proxy; /* H_NET_PROXY with more than one member */
+	struct h_netns *netns; /* H_NET_NETNS */
 	bool registered;
 };
+
+/* Whether h_link_set & co. work on this cluster (a proxy, or network namespaces). */
+bool h_cluster_has_links(const struct h_cluster *c);
+
+/*
+ * Whether H_NET_NETNS can run here: 0 yes; 1 not permitted (not root, or new network
+ * namespaces refused with EPERM): skip; -1 permitted but unusable (ip or nft missing, nftables
+ * refused...): a real failure. `why` says which. The first call in a process probes with a
+ * scratch namespace, and removes namespaces and interfaces that harness processes which no
+ * longer exist left behind.
+ */
+int h_netns_check(char *why, size_t len);
+/* Whether H_LINK_DELAY works in H_NET_NETNS (the kernel has netem); why not otherwise. */
+bool h_netns_delay_check(char *why, size_t len);
+/* For tests that need H_NET_NETNS: when it is not permitted here, prints a loud
+ * "SKIPPED (needs root / CAP_NET_ADMIN): <test>: <why>" line and returns true (the test
+ * returns, passing without asserting anything); when it is permitted but broken, fails the
+ * test; otherwise returns false. */
+bool h_netns_skip(const char *test);
 
 /* Path of the cairnd binary: $CAIRN_BUILD/cairnd (default build/cairnd). */
 const char *h_cairnd_path(void);
 
-/* Creates the directories and ports (and the proxy) of a cluster; starts nothing. */
+/* Creates the directories and ports (and the proxy, or the namespaces) of a cluster; starts
+ * nothing. */
 struct h_cluster *h_cluster_new(const struct h_cluster_opts *o);
 /* Starts every member and waits for a leader; returns the leader's id. */
 int h_cluster_start(struct h_cluster *c);
 /* SIGTERMs every running member, asserts each exits with status 0 (an ASan report or leak
- * makes it non-zero), stops the proxy and removes the directories. */
+ * makes it non-zero), stops the proxy or removes the namespaces, and removes the directories.
+ * Namespaces are also removed by h_on_failure, at exit, and on SIGINT / SIGTERM / SIGHUP /
+ * SIGQUIT / SIGABRT of the harness process. */
 void h_cluster_destroy(struct h_cluster *c);
 
-/* Spawns member `id` and waits until it accepts client connections. Asserts it started. */
+/* Spawns member `id` (in its namespace with H_NET_NETNS: the child joins it with setns(2)
+ * before exec, so the pid is cairnd's own) and waits until it accepts client connections.
+ * Asserts it started. */
 void h_member_start(struct h_cluster *c, int id);
 /* Like h_member_start with `extra` flags appended (NULL-terminated); does not assert: returns
  * false if the process exited before serving (its wait status in m->last_status). */
@@ -271,10 +315,10 @@ int64_t h_put_anywhere(struct h_cluster *c, unsigned mask, const char *key, cons
 bool h_wait_value(struct h_cluster *c, int id, const char *key, const char *val, bool serializable,
 		  int timeout_ms);
 
-/* ---- fault-injecting proxy ------------------------------------------------------------------ */
+/* ---- link faults: fault-injecting proxy or network namespaces ------------------------------- */
 
 /*
- * With opts.proxy, every ordered pair (from -> to) of members has its own listening port in
+ * H_NET_PROXY: every ordered pair (from -> to) of members has its own listening port in
  * this process, and member `from`'s --initial-cluster names that port as `to`'s peer address.
  * Cairn members send on their own outbound connection only, so link (from -> to) carries
  * exactly the messages `from` sends to `to`.
@@ -297,13 +341,29 @@ enum h_link_mode { H_LINK_PASS = 0, H_LINK_DROP = 1, H_LINK_BLACKHOLE = 2, H_LIN
  */
 #define H_LINK_DELAY_MAX_QUEUED (4u << 20)
 #define H_LINK_DELAY_MAX_MS	60000
+/*
+ * H_NET_NETNS: link (from -> to) is the TCP connection `from` opens to `to`'s peer port (the
+ * same one the proxy carries); nftables rules in `from`'s namespace match it by `to`'s address
+ * and peer port, so client traffic is never cut and a one-way fault stays one-way. A change is
+ * applied before the call returns (one atomic `nft -f` transaction per member namespace whose
+ * rules change).
+ *   H_LINK_DROP      `from`'s packets are rejected with a TCP reset to its own socket: connects
+ *                    fail at once, an established connection resets on its next send
+ *   H_LINK_BLACKHOLE `from`'s packets and `to`'s answers on that connection are dropped
+ *                    silently; the kernel retransmits (with backoff) and reports nothing
+ *   H_LINK_DELAY     a netem qdisc on `from`'s veth delays its packets to `to`'s peer port;
+ *                    refused (the test fails) when the kernel has no netem (h_netns_delay_check)
+ * Connections are not reset when a fault ends: TCP resumes them (after its retransmission
+ * backoff), as after a real network fault. h_link_bytes counts IP bytes (headers and
+ * retransmissions included) that passed on the link: an approximation of the proxy's count.
+ */
 
 void h_link_set(struct h_cluster *c, int from, int to, enum h_link_mode mode);
 /* Every link to and from `id`. */
 void h_isolate(struct h_cluster *c, int id, enum h_link_mode mode);
 /* Every link back to PASS. */
 void h_heal(struct h_cluster *c);
-/* Bytes forwarded on link (from -> to) so far. */
+/* Bytes forwarded on link (from -> to) so far (H_NET_NETNS: IP bytes, see above). */
 uint64_t h_link_bytes(struct h_cluster *c, int from, int to);
 /* Link (from -> to) to H_LINK_DELAY with `delay_ms` (0..H_LINK_DELAY_MAX_MS). */
 void h_link_set_delay(struct h_cluster *c, int from, int to, int delay_ms);

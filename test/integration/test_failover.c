@@ -382,7 +382,7 @@ static void assert_not_stale(struct h_cluster *c, struct h_conn *hc, int id, con
  * read sent to the old leader fails, times out, or returns the new value — never the old. */
 START_TEST(test_partitioned_leader_serves_no_stale_read)
 {
-	struct h_cluster_opts o = {.n = 3, .proxy = true, .nosync = true};
+	struct h_cluster_opts o = {.n = 3, .net = H_NET_PROXY, .nosync = true};
 	struct h_cluster *c = h_cluster_new(&o);
 	int old = h_cluster_start(c);
 	H_ASSERT(h_put_anywhere(c, MASK(old), "x", "old", RETRY_MS) > 0);
@@ -461,7 +461,7 @@ END_TEST
  * misses writes; the cluster goes on; once healed it catches up. */
 START_TEST(test_blackholed_follower_catches_up)
 {
-	struct h_cluster_opts o = {.n = 3, .proxy = true, .nosync = true};
+	struct h_cluster_opts o = {.n = 3, .net = H_NET_PROXY, .nosync = true};
 	struct h_cluster *c = h_cluster_new(&o);
 	int leader = h_cluster_start(c);
 	int f = leader % 3 + 1;

@@ -1,5 +1,6 @@
 /* nemesis.c — the torture fault injector: builds a seeded schedule and applies each fault to a
- * harness cluster (kill -9, SIGSTOP, proxy partitions / one-way loss / delays), then heals it. */
+ * harness cluster (kill -9, SIGSTOP, partitions / one-way loss / delays through the harness's
+ * link API: the proxy or nftables in network namespaces), then heals it. */
 #include "test/torture/nemesis.h"
 
 #include <stdarg.h>
@@ -372,7 +373,7 @@ static struct nem_fault *new_fault(struct nemesis *nm)
 static void apply_links(struct nemesis *nm)
 {
 	struct h_cluster *c = nm->c;
-	if (c->proxy == NULL)
+	if (!h_cluster_has_links(c))
 		return;
 	int mode[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1];
 	int delay[H_MAX_MEMBERS + 1][H_MAX_MEMBERS + 1];
@@ -705,7 +706,7 @@ void nem_heal_all(struct nemesis *nm)
 	struct h_cluster *c = nm->c;
 	nem_heal(nm);
 	nem_check_crashes(nm, false);
-	if (c->proxy != NULL)
+	if (h_cluster_has_links(c))
 		h_heal(c);
 	for (int id = 1; id <= c->n; id++) {
 		struct h_member *m = &c->m[id];
