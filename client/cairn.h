@@ -218,6 +218,10 @@ struct cairn_status_result {
 			      * applied_index; 0 otherwise */
 	uint64_t fsyncs;
 	uint64_t entries_committed;
+	uint64_t log_first_index;     /* first log entry held; earlier ones were compacted */
+	uint64_t compactions;	      /* log compactions since the member started */
+	uint64_t snapshots_sent;      /* snapshots streamed to lagging followers since start */
+	uint64_t snapshots_installed; /* snapshots received and installed since start */
 	struct cairn_member *members;
 	size_t n_members;
 };

@@ -809,10 +809,13 @@ static int cmd_status(cairn_client *c, const struct cli *cli)
 			       ",\"raft_term\":%" PRIu64 ",\"commit_index\":%" PRIu64
 			       ",\"applied_index\":%" PRIu64 ",\"revision\":%" PRId64
 			       ",\"db_size\":%" PRId64 ",\"kv_hash\":%" PRIu64
-			       ",\"fsyncs\":%" PRIu64 ",\"entries_committed\":%" PRIu64,
+			       ",\"fsyncs\":%" PRIu64 ",\"entries_committed\":%" PRIu64
+			       ",\"log_first_index\":%" PRIu64 ",\"compactions\":%" PRIu64
+			       ",\"snapshots_sent\":%" PRIu64 ",\"snapshots_installed\":%" PRIu64,
 			       s->member_id, s->leader_id, s->raft_term, s->commit_index,
 			       s->applied_index, s->revision, s->db_size, s->kv_hash, s->fsyncs,
-			       s->entries_committed);
+			       s->entries_committed, s->log_first_index, s->compactions,
+			       s->snapshots_sent, s->snapshots_installed);
 			fputs(",\"version\":", stdout);
 			put_json_str(s->version);
 			fputs(",\"role\":", stdout);

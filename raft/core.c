@@ -56,6 +56,21 @@ int ptrs_push(struct raft_ptrs *p, void *x)
 	return 0;
 }
 
+int ptrs_reserve(struct raft_ptrs *p, size_t n)
+{
+	if (p->cap - p->n >= n)
+		return 0;
+	size_t cap = p->cap ? p->cap : 16;
+	while (cap - p->n < n)
+		cap *= 2;
+	void **v = realloc(p->v, cap * sizeof(*v));
+	if (v == NULL)
+		return RAFT_ENOMEM;
+	p->v = v;
+	p->cap = cap;
+	return 0;
+}
+
 void ptrs_free_all(struct raft_ptrs *p)
 {
 	for (size_t i = 0; i < p->n; i++)
@@ -125,6 +140,21 @@ int raft_send(struct raft *r, struct raft_message *m)
 	return rv;
 }
 
+/* For messages that promise nothing unpersisted, whatever their type: the acknowledgement of
+ * an installed snapshot, which the host made durable before reporting it. */
+int raft_send_now(struct raft *r, struct raft_message *m)
+{
+	m->from = r->id;
+	if (m->term == 0)
+		m->term = r->term;
+	int rv = msgvec_push(&r->out_now, m);
+	if (rv != 0) {
+		free(m->entries);
+		m->entries = NULL;
+	}
+	return rv;
+}
+
 uint64_t raft_random_timeout(struct raft *r)
 {
 	uint64_t base = r->cfg.election_timeout_ms;
@@ -165,6 +195,8 @@ static int fill_config(struct raft_config *c, const struct raft_config *in)
 		c->max_inflight_msgs = RAFT_DEFAULT_MAX_INFLIGHT;
 	if (c->max_entry_bytes == 0)
 		c->max_entry_bytes = RAFT_DEFAULT_MAX_ENTRY_BYTES;
+	if (c->snapshot_timeout_ms == 0)
+		c->snapshot_timeout_ms = RAFT_DEFAULT_SNAPSHOT_TIMEOUTS * c->election_timeout_ms;
 	if (c->heartbeat_ms >= c->election_timeout_ms)
 		return RAFT_EINVAL;
 	c->configuration.servers = NULL; /* the copy lives in r->peers */
@@ -283,6 +315,7 @@ static void release_handed(struct raft *r)
 	msgs_free(u->messages_after_persist, u->n_messages_after_persist);
 	free(u->committed);
 	free(u->reads);
+	free(u->send_snapshot);
 	memset(u, 0, sizeof(*u));
 }
 
@@ -294,6 +327,7 @@ void raft_close(struct raft *r)
 	msgs_free(r->out_now.v, r->out_now.n);
 	msgs_free(r->out_after.v, r->out_after.n);
 	free(r->out_reads);
+	free(r->out_snap);
 	free(r->reads);
 	free(r->fwd_reads);
 	ptrs_free_all(&r->graveyard);
@@ -380,14 +414,22 @@ int raft_read_index(struct raft *r, uint64_t now, uint64_t ctx)
 	return readindex_forward(r, ctx);
 }
 
+/* What may be handed out for persisting and applying: nothing about the log while the host
+ * installs a snapshot (§5.1, Figure 5.3), which is about to replace both the log and the state
+ * machine; a persist or an apply queued behind the install would land on the wrong log or state. */
+static bool log_output_pending(const struct raft *r)
+{
+	if (r->installing)
+		return false;
+	return r->truncate_from != 0 || r->unstable_from <= log_last_index(&r->log) ||
+	       r->emitted < (r->commit < r->persisted ? r->commit : r->persisted);
+}
+
 bool raft_has_update(const struct raft *r)
 {
-	return r->hs_dirty || r->truncate_from != 0 ||
-	       r->unstable_from <= log_last_index(&r->log) || r->out_now.n > 0 ||
-	       r->out_after.n > 0 || r->n_out_reads > 0 || r->role != r->last_role ||
-	       r->leader != r->last_leader ||
-	       r->emitted < (r->commit < r->persisted ? r->commit : r->persisted) ||
-	       readindex_round_wanted(r);
+	return r->hs_dirty || log_output_pending(r) || r->out_now.n > 0 || r->out_after.n > 0 ||
+	       r->n_out_reads > 0 || r->n_out_snap > 0 || r->role != r->last_role ||
+	       r->leader != r->last_leader || readindex_round_wanted(r);
 }
 
 static uint64_t next_timeout(const struct raft *r)
@@ -399,6 +441,7 @@ static uint64_t next_timeout(const struct raft *r)
 			t = r->quorum_deadline;
 		if (r->transfer_target != 0 && r->transfer_deadline < t)
 			t = r->transfer_deadline;
+		t = snapshot_next_deadline(r, t);
 	} else {
 		t = r->election_deadline;
 		if (r->n_fwd_reads > 0 && r->fwd_reads[0].deadline < t)
@@ -435,19 +478,24 @@ int raft_take_update(struct raft *r, struct raft_update *u)
 	struct raft_update nu;
 	memset(&nu, 0, sizeof(nu));
 	raft_index last = log_last_index(&r->log);
-	if (r->unstable_from <= last) {
+	bool log_out = !r->installing; /* see log_output_pending() */
+	if (log_out && r->unstable_from <= last) {
 		nu.entries = copy_entry_range(&r->log, r->unstable_from, last, &nu.n_entries);
 		if (nu.entries == NULL)
 			return RAFT_ENOMEM;
 	}
 	raft_index apply_to = r->commit < r->persisted ? r->commit : r->persisted;
-	if (r->emitted < apply_to) {
+	if (log_out && r->emitted < apply_to) {
 		nu.committed = copy_entry_range(&r->log, r->emitted + 1, apply_to, &nu.n_committed);
 		if (nu.committed == NULL) {
 			free(nu.entries);
 			return RAFT_ENOMEM;
 		}
 	}
+	/* Snapshots are asked for by a leader, tagged with its term: an ask left over from a
+	 * leadership since lost is dropped (snapshot_forget_asks() runs on every role change). */
+	nu.send_snapshot = r->out_snap;
+	nu.n_send_snapshot = r->n_out_snap;
 
 	/* Nothing can fail from here on. */
 	release_handed(r);
@@ -459,7 +507,7 @@ int raft_take_update(struct raft *r, struct raft_update *u)
 	nu.hard_state_changed = r->hs_dirty;
 	nu.term = r->term;
 	nu.vote = r->vote;
-	nu.truncate_from = r->truncate_from;
+	nu.truncate_from = log_out ? r->truncate_from : 0;
 	nu.messages = r->out_now.v;
 	nu.n_messages = r->out_now.n;
 	nu.messages_after_persist = r->out_after.v;
@@ -473,8 +521,13 @@ int raft_take_update(struct raft *r, struct raft_update *u)
 	nu.next_timeout = next_timeout(r);
 
 	r->hs_dirty = false;
-	r->truncate_from = 0;
-	r->unstable_from = last + 1;
+	if (log_out) {
+		r->truncate_from = 0;
+		r->unstable_from = last + 1;
+	}
+	r->out_snap = NULL;
+	r->n_out_snap = 0;
+	r->cap_out_snap = 0;
 	if (nu.n_committed > 0) {
 		r->emitted = apply_to;
 		r->stats.entries_committed += nu.n_committed;
@@ -529,6 +582,10 @@ uint64_t raft_next_timeout(const struct raft *r)
 raft_index raft_first_index(const struct raft *r)
 {
 	return r->log.first;
+}
+bool raft_installing(const struct raft *r)
+{
+	return r->installing;
 }
 
 int raft_log_entry(const struct raft *r, raft_index index, struct raft_entry *out)
@@ -606,6 +663,10 @@ int raft_step(struct raft *r, uint64_t now, const struct raft_message *m)
 		return 0;
 	struct raft_progress *from = raft_progress_of(r, m->from);
 	if (from == NULL || m->from == r->id)
+		return 0;
+	/* §5.1, Figure 5.3: while the host installs a snapshot, AppendEntries would extend or
+	 * truncate a log about to be replaced; they are treated as lost (the leader resends). */
+	if (r->installing && m->type == RAFT_MSG_APPEND)
 		return 0;
 	int rv;
 

@@ -44,6 +44,7 @@ int election_become_follower(struct raft *r, raft_term term, raft_id leader)
 	reset_election_timer(r);
 	if (was_leader) {
 		r->stats.stepped_down++;
+		snapshot_forget_asks(r);
 		rv = readindex_fail_all(r);
 	}
 	return rv;
@@ -57,6 +58,7 @@ static int become_leader(struct raft *r)
 	r->committed_in_term = false;
 	r->read_seq = 0;
 	r->stats.became_leader++;
+	snapshot_forget_asks(r);
 	raft_index last = log_last_index(&r->log);
 	for (size_t i = 0; i < r->n_peers; i++) {
 		struct raft_progress *p = &r->peers[i];
@@ -100,6 +102,13 @@ int election_start(struct raft *r, bool pre_vote, bool transfer)
 	struct raft_progress *self = raft_progress_of(r, r->id);
 	if (self == NULL || !self->voter)
 		return 0;
+	if (r->installing) {
+		/* §5.1, Figure 5.3: the log is being replaced; a leader could not use it, and a
+		 * candidate's no-op would have to be persisted on top of the install. Wait for it
+		 * instead. */
+		reset_election_timer(r);
+		return 0;
+	}
 	for (size_t i = 0; i < r->n_peers; i++)
 		r->peers[i].vote = -1;
 	self->vote = 1;
@@ -227,6 +236,10 @@ int election_tick(struct raft *r)
 
 	if (r->transfer_target != 0 && r->now >= r->transfer_deadline)
 		r->transfer_target = 0; /* §3.10: abandon; accept proposals again */
+
+	rv = snapshot_tick(r);
+	if (rv != 0)
+		return rv;
 
 	if (r->now >= r->quorum_deadline) {
 		r->quorum_deadline = r->now + r->cfg.election_timeout_ms;

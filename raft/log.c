@@ -1,4 +1,4 @@
-/* log.c — the core's in-memory copy of the Raft log, with a first index for later compaction. */
+/* log.c — the core's in-memory copy of the Raft log, from a first index on (compaction, §5.1). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,4 +86,37 @@ int log_truncate(struct raft_log *l, raft_index from, struct raft_ptrs *graveyar
 		l->n--;
 	}
 	return 0;
+}
+
+/* Drops entries <= upto (log compaction, §5.1): upto and its term become first - 1 and
+ * prev_term. Like truncation, the data may still be referenced by an update, so it goes to the
+ * graveyard, which the caller made room in. */
+void log_compact(struct raft_log *l, raft_index upto, struct raft_ptrs *graveyard)
+{
+	if (upto < l->first)
+		return;
+	if (upto > log_last_index(l))
+		upto = log_last_index(l);
+	raft_term term = log_term_at(l, upto);
+	size_t k = upto - l->first + 1;
+	for (size_t i = 0; i < k; i++)
+		if (l->entries[i].data != NULL)
+			graveyard->v[graveyard->n++] = (void *)l->entries[i].data;
+	if (k < l->n)
+		memmove(l->entries, l->entries + k, (l->n - k) * sizeof(*l->entries));
+	l->n -= k;
+	l->first = upto + 1;
+	l->prev_term = term;
+}
+
+/* Drops the whole log: it now starts after (index, term), the last entry of an installed
+ * snapshot (Figure 5.3: "discard the entire log"). */
+void log_reset(struct raft_log *l, raft_index index, raft_term term, struct raft_ptrs *graveyard)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->entries[i].data != NULL)
+			graveyard->v[graveyard->n++] = (void *)l->entries[i].data;
+	l->n = 0;
+	l->first = index + 1;
+	l->prev_term = term;
 }

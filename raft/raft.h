@@ -14,6 +14,10 @@
  *   raft_propose()       a client wants an entry appended (leader only)
  *   raft_read_index()    a client wants a linearizable read (§6.4)
  *   raft_transfer_leadership()  hand leadership to another voter (§3.10)
+ *   raft_compact()       the state machine durably holds a log prefix: forget it (§5.1)
+ *   raft_snapshot_sent() the host finished (or failed) streaming a snapshot it was asked for
+ *   raft_snapshot_offer()      a complete snapshot arrived: should the host install it?
+ *   raft_snapshot_installed()  the install asked for by raft_snapshot_offer() is done
  *
  * Every call takes `now`, a monotonic time in milliseconds chosen by the host; the core only
  * compares these values with each other. Randomness (election timeouts) comes from the `rand`
@@ -34,6 +38,7 @@
  *      append acknowledgements in it promise things that must already be on disk). The
  *      leader's own AppendEntries are in `messages`: replication runs in parallel with the
  *      leader's own disk write (§10.2.1); the leader counts itself only after raft_persisted().
+ *  2b. Start streaming a snapshot to each server in `send_snapshot` (see SNAPSHOTS below).
  *   3. Apply `committed` entries to the state machine, in order. These are always entries
  *      the host has already persisted. The host remembers its applied index.
  *   4. Answer `reads`: each says a read request may be served once the host's applied index
@@ -41,12 +46,45 @@
  *
  * Messages may be lost, duplicated, delayed and reordered by the network: the core copes.
  *
- * OWNERSHIP: everything an update points to (entries, their data, messages) is owned by the
- * core and stays valid until the next raft_take_update() or raft_close() on that instance,
- * whatever other calls happen in between. The host copies what it must keep longer (a message
- * waiting in a queue, entries waiting for the storage thread). Buffers passed INTO the core
- * (proposal data, messages, the initial log) are copied before the call returns; the caller
- * keeps ownership of its own buffers.
+ * SNAPSHOTS (log compaction, Chapter 5 of the Raft dissertation; Figure 5.3 InstallSnapshot).
+ * The host's state machine is the snapshot (§5.2, disk-based state machines): the core never
+ * sees its bytes.
+ *
+ *   Compaction. Once the state machine durably holds every entry up to some index I (it
+ *   applied them, and the result is on disk), the host may delete the log prefix <= I from its
+ *   disk and then call raft_compact(I); the core forgets those entries and keeps I and its
+ *   term as first_index - 1 / prev_term (§5.1). Each server compacts on its own.
+ *
+ *   Sending (leader). When a follower needs an entry the leader no longer has, the follower's
+ *   replication state becomes SNAPSHOT and its id appears ONCE in an update's `send_snapshot`
+ *   (step 2b). The host then streams its state machine as of its applied index A (with the
+ *   term of entry A) to that follower, tagged with the update's `term` and this node's id, and
+ *   reports the end with raft_snapshot_sent(). Since the host never compacts beyond its applied
+ *   index, A >= first_index - 1: after the follower installs it the leader has every entry from
+ *   A + 1 on. No AppendEntries go to that follower until it answers (heartbeats continue). A
+ *   failed stream sends the follower back to probing; a new snapshot is asked for when still
+ *   needed, at most once per election timeout. With neither a report nor an answer within
+ *   snapshot_timeout_ms, the core gives up on it the same way.
+ *
+ *   Receiving (follower). The host receives the whole stream (tagged with the sender's term
+ *   and id, and the snapshot's index and index term) and only then calls
+ *   raft_snapshot_offer(). If it says install, the host replaces its state machine, drops its
+ *   whole log (the log then starts at index + 1), makes that durable and calls
+ *   raft_snapshot_installed(). While the install runs, the core hands out no log entries to
+ *   persist, no truncation and no committed entries (those handed out before the offer are
+ *   executed before the install, in the order handed out): it ignores AppendEntries and starts
+ *   no elections. Hard state (term, vote) may still change: the host executes those persist
+ *   requests after the install, in the order handed out, and messages_after_persist wait for
+ *   them as usual. The acknowledgement of a finished install is in `messages` (the install is
+ *   already durable).
+ *
+ * OWNERSHIP: everything an update points to (entries, their data, messages, send_snapshot) is
+ * owned by the core and stays valid until the next raft_take_update() or raft_close() on that
+ * instance, whatever other calls happen in between (raft_compact() and raft_snapshot_installed()
+ * included: the entries they drop are freed only after that). The host copies what it must keep
+ * longer (a message waiting in a queue, entries waiting for the storage thread). Buffers passed
+ * INTO the core (proposal data, messages, the initial log) are copied before the call returns;
+ * the caller keeps ownership of its own buffers.
  *
  * THREADS: a `struct raft` is not thread-safe; call it from one thread at a time.
  *
@@ -107,7 +145,8 @@ enum raft_msg_type {
 	RAFT_MSG_TIMEOUT_NOW = 9,    /* start an election at once (leadership transfer, §3.10) */
 	RAFT_MSG_READ_INDEX = 10,    /* follower -> leader: read_ctx; asks for a read index */
 	RAFT_MSG_READ_INDEX_RESP = 11, /* leader -> follower: read_ctx, index, reject */
-	/* 12..15 reserved: InstallSnapshot and its response (a later issue) */
+	/* 12..15 reserved. InstallSnapshot needs no message of its own: its data travels outside
+	 * the core (see SNAPSHOTS) and its answer is an APPEND_RESP. */
 	RAFT_MSG_TYPE_MAX = 16
 };
 
@@ -170,6 +209,11 @@ struct raft_config {
 	size_t max_entry_bytes;	      /* proposals larger are refused: default 2 MiB */
 	bool disable_pre_vote;	      /* pre-vote (§9.6) is on unless this is set */
 	bool disable_check_quorum;    /* check-quorum (§6.2) is on unless this is set */
+	/* A leader gives up on a snapshot it asked for when neither raft_snapshot_sent() nor the
+	 * follower's answer came within this long (counted again from an ok report). It bounds
+	 * how long a stream may take: raise it for big state machines on slow links. Default
+	 * 5 x election_timeout_ms. */
+	uint32_t snapshot_timeout_ms;
 	/* Uniform random 64-bit numbers; required. Called only for election timeouts. */
 	uint64_t (*rand)(void *rand_ctx);
 	void *rand_ctx;
@@ -184,7 +228,8 @@ struct raft_initial_state {
 	struct raft_entry *entries; /* the persisted log, ascending, contiguous (copied) */
 	size_t n_entries;
 	raft_index applied; /* the state machine's applied index (entries <= it are not
-			       handed out again as committed) */
+			       handed out again as committed); after a compaction or an installed
+			       snapshot, >= first_index - 1 */
 };
 
 /* A read request's outcome (§6.4). */
@@ -207,7 +252,12 @@ struct raft_update {
 	size_t n_messages;
 	struct raft_message *messages_after_persist;
 	size_t n_messages_after_persist;
-	/* 3. apply */
+	/* 2b. snapshots to send: for each id, stream the state machine (at the host's applied
+	 * index A, with the term of entry A) to that follower, tagged with this update's `term`
+	 * and this node's id. Report the end with raft_snapshot_sent(). */
+	raft_id *send_snapshot;
+	size_t n_send_snapshot;
+	/* 3. apply (never entries <= a compaction or installed snapshot index) */
 	struct raft_entry *committed;
 	size_t n_committed;
 	/* 4. reads */
@@ -273,6 +323,57 @@ int raft_transfer_leadership(struct raft *r, uint64_t now, raft_id target);
  * fraction of an election timeout. A false alarm costs at most an election. Errors: none. */
 int raft_peer_lost(struct raft *r, uint64_t now, raft_id id);
 
+/* ---- snapshots (see SNAPSHOTS in THE CONTRACT) */
+
+/* The host's state machine durably holds every entry up to `index` (it applied them and the
+ * result is on disk): the core may forget entries <= index (log compaction, §5.1). The core
+ * keeps index and its term as first_index - 1 / prev_term. Followers that later need a
+ * forgotten entry are sent a snapshot (see send_snapshot in struct raft_update). Entries of
+ * updates already handed out stay valid (OWNERSHIP). The whole log may be compacted: the last
+ * index is then first_index - 1 and the last term prev_term. Errors: RAFT_EINVAL (index >
+ * commit index or > persisted index), RAFT_ENOMEM (nothing changed). index < first_index:
+ * no-op, returns 0. */
+int raft_compact(struct raft *r, raft_index index);
+
+/* The host finished streaming the snapshot asked for to `to` (ok: every byte was handed to
+ * the transport; !ok: it failed, e.g. the connection closed). After !ok the follower goes back
+ * to probing and a new snapshot is asked for when still needed, not more often than once per
+ * election timeout. If neither a report nor an answer comes within snapshot_timeout_ms, the
+ * core gives up on that snapshot the same way. A report for a snapshot the core no longer
+ * waits for (it gave up, or is not the leader any more) is ignored. Errors: none. */
+int raft_snapshot_sent(struct raft *r, uint64_t now, raft_id to, bool ok);
+
+/* A complete snapshot arrived from `from`, sent as leader in term `term`, of the state
+ * machine at entry (index, index_term). Sets *install:
+ *  - false: nothing to install; the core handles it like an AppendEntries with
+ *    prev = (index, index_term) and no entries: a stale term is answered with our term (so the
+ *    sender steps down); otherwise, if our commit index >= index, or our log holds (index,
+ *    index_term), the core answers success with match = index (or our commit index when that
+ *    is higher; the follower applies from its own log). An offer while an install is already
+ *    in progress, or from a server outside the configuration, is ignored.
+ *  - true: the host must install it: replace the state machine, drop the whole log (the log
+ *    then starts at index + 1, prev term index_term), make that durable, then call
+ *    raft_snapshot_installed(). Until then the core is "installing": it ignores APPEND
+ *    messages (treated as lost) and does not start elections (its election timer is reset
+ *    instead), so no persist request for log entries is handed out while the install runs.
+ *    Votes/pre-votes for others are still answered (hard-state persists are ordered with the
+ *    install by the host).
+ * A term > ours makes us a follower of `from` in that term (hard state change), as any
+ * message from a leader would, and resets the election timer. Errors: RAFT_ENOMEM (the offer
+ * was not processed; *install is false). */
+int raft_snapshot_offer(struct raft *r, uint64_t now, raft_id from, raft_term term,
+			raft_index index, raft_term index_term, bool *install);
+
+/* The install asked for by the last raft_snapshot_offer() completed (ok) or failed (!ok: the
+ * state machine and log are unchanged; the core just stops "installing"). On ok: the in-memory
+ * log is emptied, first_index = index + 1, prev_term = index_term, persisted index = index,
+ * commit = max(commit, index), and entries <= index are never handed out as committed; the
+ * core answers the current leader (if any) with APPEND_RESP success, match = index (in
+ * `messages`, as the install is already durable). Errors: RAFT_EINVAL (no install pending, or
+ * index/index_term differ from the offer). */
+int raft_snapshot_installed(struct raft *r, uint64_t now, raft_index index, raft_term index_term,
+			    bool ok);
+
 /* True when raft_take_update() would return something worth processing. */
 bool raft_has_update(const struct raft *r);
 /* Hands out everything accumulated since the previous call (see THE CONTRACT). Always fills
@@ -289,6 +390,8 @@ raft_index raft_commit_index(const struct raft *r);
 raft_index raft_last_index(const struct raft *r);
 raft_index raft_persisted_index(const struct raft *r);
 raft_index raft_first_index(const struct raft *r);
+/* True between a raft_snapshot_offer() that said install and its raft_snapshot_installed(). */
+bool raft_installing(const struct raft *r);
 /* When raft_tick() should be called next (absolute, the clock of `now`). */
 uint64_t raft_next_timeout(const struct raft *r);
 /* The in-memory log entry at `index` (pointers valid until the next call that changes the
@@ -310,6 +413,10 @@ struct raft_stats {
 	uint64_t heartbeats_sent;
 	uint64_t read_rounds;
 	uint64_t transfers;
+	uint64_t snapshots_sent;      /* leader: snapshots asked for in send_snapshot */
+	uint64_t snapshots_aborted;   /* leader: ... reported failed, or given up on */
+	uint64_t snapshots_installed; /* follower: raft_snapshot_installed(ok) */
+	uint64_t compactions;	      /* raft_compact() calls that dropped entries */
 };
 void raft_get_stats(const struct raft *r, struct raft_stats *out);
 

@@ -11,6 +11,7 @@
 #define RAFT_DEFAULT_MAX_INFLIGHT	 64u
 #define RAFT_MAX_FORWARDED_READS	 65536u
 #define RAFT_DEFAULT_MAX_ENTRY_BYTES	 ((size_t)2 << 20)
+#define RAFT_DEFAULT_SNAPSHOT_TIMEOUTS	 5u /* snapshot_timeout_ms, in election timeouts */
 
 /* The in-memory log: entries [first, first + n). Each entry's data is a private copy. */
 struct raft_log {
@@ -30,8 +31,9 @@ struct raft_ptrs {
 
 /* Replication state of one follower as seen by the leader (§3.5, flow control as in
  * etcd-io/raft's Progress: probe one message at a time until a match is found, then
- * pipeline up to max_inflight messages). */
-enum { PROGRESS_PROBE = 1, PROGRESS_REPLICATE = 2 };
+ * pipeline up to max_inflight messages; SNAPSHOT while the host streams the state machine to
+ * a follower that needs entries this leader compacted, §5.1, Figure 5.3). */
+enum { PROGRESS_PROBE = 1, PROGRESS_REPLICATE = 2, PROGRESS_SNAPSHOT = 3 };
 
 struct raft_progress {
 	raft_id id;
@@ -43,9 +45,11 @@ struct raft_progress {
 	raft_index *inflight; /* REPLICATE: ring of the last index of each message in flight */
 	uint32_t in_head;
 	uint32_t in_count;
-	bool recent_active; /* heard from within the current check-quorum period */
-	uint64_t read_ack;  /* highest ReadIndex round it acknowledged in this term */
-	int8_t vote;	    /* election: -1 unknown, 0 rejected, 1 granted */
+	bool recent_active;	/* heard from within the current check-quorum period */
+	uint64_t read_ack;	/* highest ReadIndex round it acknowledged in this term */
+	int8_t vote;		/* election: -1 unknown, 0 rejected, 1 granted */
+	uint64_t snap_deadline; /* SNAPSHOT: give up unless a report or an answer comes by then */
+	uint64_t snap_retry_at; /* no new snapshot asked for before then (after a failed one) */
 };
 
 /* A read a follower forwarded to its leader: failed if no answer comes by `deadline`. */
@@ -111,6 +115,11 @@ struct raft {
 	raft_id transfer_target;
 	uint64_t transfer_deadline;
 
+	/* snapshot being installed by the host (follower side, §5.1, Figure 5.3) */
+	bool installing;
+	raft_index install_index;
+	raft_term install_term;
+
 	/* output accumulated for the next update */
 	bool hs_dirty;
 	raft_index unstable_from; /* entries >= this have not been handed out for persisting */
@@ -120,6 +129,9 @@ struct raft {
 	struct raft_read *out_reads;
 	size_t n_out_reads;
 	size_t cap_out_reads;
+	raft_id *out_snap; /* followers the host must send a snapshot to */
+	size_t n_out_snap;
+	size_t cap_out_snap;
 	int last_role;
 	raft_id last_leader;
 
@@ -140,13 +152,18 @@ raft_term log_term_at(const struct raft_log *l, raft_index i); /* 0 when unknown
 const struct raft_entry *log_get(const struct raft_log *l, raft_index i);
 int log_append(struct raft_log *l, raft_term term, uint8_t type, const void *data, size_t len);
 int log_truncate(struct raft_log *l, raft_index from, struct raft_ptrs *graveyard);
+/* Both need graveyard room for every entry they drop (ptrs_reserve): they cannot fail. */
+void log_compact(struct raft_log *l, raft_index upto, struct raft_ptrs *graveyard);
+void log_reset(struct raft_log *l, raft_index index, raft_term term, struct raft_ptrs *graveyard);
 
 /* core.c */
 int ptrs_push(struct raft_ptrs *p, void *x);
+int ptrs_reserve(struct raft_ptrs *p, size_t n); /* room for n more without allocating */
 void ptrs_free_all(struct raft_ptrs *p);
 size_t raft_quorum(const struct raft *r);
 struct raft_progress *raft_progress_of(struct raft *r, raft_id id);
-int raft_send(struct raft *r, struct raft_message *m); /* takes ownership of m->entries */
+int raft_send(struct raft *r, struct raft_message *m);	   /* takes ownership of m->entries */
+int raft_send_now(struct raft *r, struct raft_message *m); /* in `messages` whatever its type */
 uint64_t raft_random_timeout(struct raft *r);
 int raft_push_read_result(struct raft *r, uint64_t ctx, raft_index index, int err);
 
@@ -168,6 +185,9 @@ int replication_recv_append_resp(struct raft *r, const struct raft_message *m);
 int replication_recv_heartbeat(struct raft *r, const struct raft_message *m);
 int replication_recv_heartbeat_resp(struct raft *r, const struct raft_message *m);
 int replication_maybe_commit(struct raft *r);
+int replication_heard_from_leader(struct raft *r, raft_id leader);
+void progress_become_probe(struct raft_progress *p, raft_index next);
+void progress_become_replicate(struct raft_progress *p);
 
 /* read_index.c */
 int readindex_start_round(struct raft *r);
@@ -179,6 +199,12 @@ bool readindex_round_wanted(const struct raft *r);
 int readindex_forward(struct raft *r, uint64_t ctx);
 int readindex_fail_forwarded(struct raft *r);
 int readindex_expire_forwarded(struct raft *r);
+
+/* snapshot.c */
+int snapshot_need(struct raft *r, struct raft_progress *p);
+int snapshot_tick(struct raft *r);
+uint64_t snapshot_next_deadline(const struct raft *r, uint64_t t);
+void snapshot_forget_asks(struct raft *r);
 
 /* transfer.c */
 int transfer_on_progress(struct raft *r, struct raft_progress *p);

@@ -14,6 +14,8 @@ void progress_reset(struct raft *r, struct raft_progress *p)
 	p->probe_sent = false;
 	p->in_head = 0;
 	p->in_count = 0;
+	p->snap_deadline = 0;
+	p->snap_retry_at = 0;
 }
 
 static bool inflight_full(const struct raft *r, const struct raft_progress *p)
@@ -38,7 +40,7 @@ static void inflight_free_to(struct raft *r, struct raft_progress *p, raft_index
 	}
 }
 
-static void become_replicate(struct raft_progress *p)
+void progress_become_replicate(struct raft_progress *p)
 {
 	p->state = PROGRESS_REPLICATE;
 	p->probe_sent = false;
@@ -47,7 +49,7 @@ static void become_replicate(struct raft_progress *p)
 	p->in_count = 0;
 }
 
-static void become_probe(struct raft_progress *p, raft_index next)
+void progress_become_probe(struct raft_progress *p, raft_index next)
 {
 	p->state = PROGRESS_PROBE;
 	p->probe_sent = false;
@@ -75,13 +77,18 @@ static int send_append(struct raft *r, struct raft_progress *p, bool allow_empty
 {
 	if (p->id == r->id)
 		return 0;
+	/* §5.1, Figure 5.3: while the host streams a snapshot, appends would only be rejected. */
+	if (p->state == PROGRESS_SNAPSHOT)
+		return 0;
 	if (p->state == PROGRESS_PROBE && p->probe_sent)
 		return 0;
 	if (p->state == PROGRESS_REPLICATE && inflight_full(r, p))
 		return 0;
 	raft_index last = log_last_index(&r->log);
+	/* The entry before next, or next itself, was compacted (§5.1): prev_term is unknown and
+	 * so are the entries. Only a snapshot can bring this follower up to date. */
 	if (p->next < r->log.first)
-		p->next = r->log.first; /* snapshots come in a later issue */
+		return snapshot_need(r, p);
 	if (p->next > last + 1)
 		p->next = last + 1;
 	raft_index prev = p->next - 1;
@@ -233,7 +240,7 @@ int replication_maybe_commit(struct raft *r)
 
 /* ---- follower side -------------------------------------------------------- */
 
-static int heard_from_leader(struct raft *r, raft_id leader)
+int replication_heard_from_leader(struct raft *r, raft_id leader)
 {
 	if (r->role != RAFT_FOLLOWER || r->leader != leader) {
 		int rv = election_become_follower(r, r->term, leader);
@@ -252,7 +259,7 @@ static int heard_from_leader(struct raft *r, raft_id leader)
 int replication_recv_append(struct raft *r, const struct raft_message *m)
 {
 	int rv;
-	rv = heard_from_leader(r, m->from);
+	rv = replication_heard_from_leader(r, m->from);
 	if (rv != 0)
 		return rv;
 	struct raft_message resp = {
@@ -318,7 +325,7 @@ int replication_recv_append(struct raft *r, const struct raft_message *m)
 
 int replication_recv_heartbeat(struct raft *r, const struct raft_message *m)
 {
-	int rv = heard_from_leader(r, m->from);
+	int rv = replication_heard_from_leader(r, m->from);
 	if (rv != 0)
 		return rv;
 	raft_index c = m->commit;
@@ -337,12 +344,13 @@ int replication_recv_heartbeat(struct raft *r, const struct raft_message *m)
 /* ---- leader side ----------------------------------------------------------- */
 
 /* The largest index <= index whose term is <= term in our log (etcd's findConflictByTerm):
- * where the follower's log may still match ours. */
+ * where the follower's log may still match ours. Below first_index - 1 our terms are
+ * unknown (compacted): the answer is then a guess that sends the follower a snapshot. */
 static raft_index match_by_term(const struct raft *r, raft_index index, raft_term term)
 {
 	if (index > log_last_index(&r->log))
 		index = log_last_index(&r->log);
-	while (index >= r->log.first && log_term_at(&r->log, index) > term)
+	while (index > 0 && index + 1 >= r->log.first && log_term_at(&r->log, index) > term)
 		index--;
 	return index;
 }
@@ -364,7 +372,10 @@ int replication_recv_append_resp(struct raft *r, const struct raft_message *m)
 
 	if (m->reject) {
 		/* Ignore stale rejections: in REPLICATE one about an index already matched, in
-		 * PROBE one that is not about the probe we sent. */
+		 * PROBE one that is not about the probe we sent, in SNAPSHOT all of them (they
+		 * answer appends sent before the snapshot was asked for). */
+		if (p->state == PROGRESS_SNAPSHOT)
+			goto reads;
 		if (p->state == PROGRESS_REPLICATE && m->index <= p->match)
 			goto reads;
 		if (p->state == PROGRESS_PROBE && m->index != p->next - 1)
@@ -372,7 +383,7 @@ int replication_recv_append_resp(struct raft *r, const struct raft_message *m)
 		raft_index next = match_by_term(r, m->hint_index, m->hint_term) + 1;
 		if (next > m->index)
 			next = m->index; /* always move back at least one */
-		become_probe(p, next);
+		progress_become_probe(p, next);
 		rv = replication_send_append(r, p);
 		if (rv != 0)
 			return rv;
@@ -380,14 +391,21 @@ int replication_recv_append_resp(struct raft *r, const struct raft_message *m)
 	}
 
 	bool advanced = m->index > p->match;
+	/* In SNAPSHOT only news leaves it: the answer to the snapshot, or to an offer the
+	 * follower did not need (§5.1, Figure 5.3). A success that teaches nothing is an old one.
+	 */
+	if (p->state == PROGRESS_SNAPSHOT && !advanced)
+		goto reads;
 	if (advanced) {
 		p->match = m->index;
 		if (p->next <= m->index)
 			p->next = m->index + 1;
 	}
-	/* Any success proves where the logs match: leave PROBE and start pipelining. */
-	if (p->state == PROGRESS_PROBE)
-		become_replicate(p);
+	/* Any success proves where the logs match: leave PROBE (or SNAPSHOT) and pipeline. If
+	 * the follower is still behind our first index (we compacted further meanwhile), the
+	 * next send asks for another snapshot. */
+	if (p->state == PROGRESS_PROBE || p->state == PROGRESS_SNAPSHOT)
+		progress_become_replicate(p);
 	else
 		inflight_free_to(r, p, m->index);
 	if (advanced) {

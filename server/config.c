@@ -33,6 +33,11 @@ static const char usage[] =
     "  --election-timeout-ms N    base election timeout (default 1000; > 2 x heartbeat)\n"
     "  --max-frame-bytes N        largest client frame accepted (default 4194304)\n"
     "  --map-size N[K|M|G]        most the data file may grow to (default 1G)\n"
+    "  --snapshot-count N         compact the Raft log once N entries were applied beyond\n"
+    "                             what it must keep (default 5000)\n"
+    "  --snapshot-catchup-entries N  entries kept after a compaction, so that a follower\n"
+    "                             that lags by fewer is sent entries, not a snapshot\n"
+    "                             (default 5000)\n"
     "  --log-level LEVEL          debug, info, warn or error (default info)\n"
     "  --unsafe-no-fsync          do not fsync (tests only: a crash may lose data)\n"
     "  --help, --version\n";
@@ -188,6 +193,18 @@ static int apply_option(struct config *c, struct seen *seen, const char *name, c
 			return -1;
 		}
 		c->max_frame_bytes = (uint32_t)v;
+	} else if (strcmp(name, "snapshot-count") == 0 ||
+		   strcmp(name, "snapshot-catchup-entries") == 0) {
+		bool count = strcmp(name, "snapshot-count") == 0;
+		if (parse_u64(val, &v) != 0 || v < (count ? 1u : 0u) || v > 100000000u) {
+			fprintf(stderr, "cairnd: --%s: '%s' is not %u..100000000\n", name, val,
+				count ? 1u : 0u);
+			return -1;
+		}
+		if (count)
+			c->snapshot_count = v;
+		else
+			c->snapshot_catchup = v;
 	} else if (strcmp(name, "map-size") == 0) {
 		if (parse_u64(val, &v) != 0 || v < STORAGE_MIN_MAP_SIZE) {
 			fprintf(stderr, "cairnd: --map-size: '%s' is not a size >= 1M\n", val);
@@ -273,6 +290,8 @@ int config_parse(struct config *c, int argc, char **argv)
 	c->heartbeat_ms = 100;
 	c->election_timeout_ms = 1000;
 	c->max_frame_bytes = CAIRN_DEFAULT_MAX_FRAME;
+	c->snapshot_count = CAIRN_DEFAULT_SNAPSHOT_COUNT;
+	c->snapshot_catchup = CAIRN_DEFAULT_SNAPSHOT_CATCHUP;
 	c->log_level = LOG_INFO;
 	struct seen seen = {0};
 

@@ -277,7 +277,10 @@ static void handle_range(struct conn *c, Cairn__Request *req)
 		cairn__request__free_unpacked(req, NULL);
 		return;
 	}
-	if (r->serializable) {
+	/* Writes are answered as soon as their results are known, a moment before the apply
+	 * transaction commits (worker.c): a serializable read waits for that commit, so that a
+	 * member never serves state older than what it acknowledged (read-your-writes). */
+	if (r->serializable && s->applied >= s->replied) {
 		serve_range(c, req->id, r);
 		cairn__request__free_unpacked(req, NULL);
 		return;
@@ -289,6 +292,12 @@ static void handle_range(struct conn *c, Cairn__Request *req)
 		return;
 	}
 	p->req = req;
+	if (r->serializable) {
+		p->index = s->replied;
+		p->deadline = uv_now(s->loop) + CAIRN_READ_TIMEOUT_MS;
+		plist_push(&s->reads_ready, p);
+		return;
+	}
 	p->read_ctx = ++s->next_read_ctx;
 	p->deadline = uv_now(s->loop) + CAIRN_READ_TIMEOUT_MS;
 	rv = raft_read_index(s->raft, uv_now(s->loop), p->read_ctx);
@@ -530,6 +539,10 @@ static void handle_status(struct conn *c, Cairn__Request *req)
 		}
 	}
 	sr.entries_committed = rs.entries_committed;
+	sr.log_first_index = raft_first_index(s->raft);
+	sr.compactions = s->compactions;
+	sr.snapshots_sent = s->snapshots_sent;
+	sr.snapshots_installed = s->snapshots_installed;
 	Cairn__ResponseHeader h;
 	fill_header(s, &h, st.revision);
 	Cairn__Response resp = CAIRN__RESPONSE__INIT;
@@ -717,6 +730,9 @@ static void process_update(struct server *s, const struct raft_update *u)
 		worker_submit(s, j);
 	}
 
+	for (size_t i = 0; i < u->n_send_snapshot; i++)
+		snapshot_send_start(s, u->send_snapshot[i]);
+
 	for (size_t i = 0; i < u->n_reads; i++)
 		on_read_result(s, &u->reads[i]);
 }
@@ -752,6 +768,11 @@ static void send_encoded(struct server *s, struct encoded_msg *m)
 void node_on_job_done(struct server *s, struct job *j)
 {
 	uint64_t now = uv_now(s->loop);
+	if (j->kind == JOB_INSTALL || j->kind == JOB_COMPACT) {
+		snapshot_on_job_done(s, j);
+		serve_ready_reads(s);
+		return;
+	}
 	if (j->kind == JOB_PERSIST) {
 		if (j->n_entries > 0) {
 			const struct storage_entry *last = &j->entries[j->n_entries - 1];
@@ -766,15 +787,36 @@ void node_on_job_done(struct server *s, struct job *j)
 		return;
 	}
 
+	if (!j->replied)
+		node_on_apply_results(s, j);
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < j->n_apply; i++) {
+		const struct storage_entry *e = &j->apply[i];
+		if (e->index <= s->applied)
+			continue;
+		bytes += e->len;
+		s->applied = e->index;
+		s->applied_term = e->term;
+		s->entries_applied++;
+	}
+	serve_ready_reads(s);
+	snapshot_maybe_compact(s, bytes);
+}
+
+/* Answers the writes a batch of applied entries decides. Runs when the results are known,
+ * possibly before the batch's commit finished (worker.c, on_applied): the entries are
+ * committed in Raft, so their outcome is final whatever happens to this disk write. Reads
+ * still wait for s->applied, which moves only once the commit is done. */
+void node_on_apply_results(struct server *s, struct job *j)
+{
+	j->replied = true;
 	for (size_t i = 0; i < j->n_apply; i++) {
 		const struct storage_entry *e = &j->apply[i];
 		const struct storage_result *r = &j->results[i];
-		if (e->index <= s->applied)
+		if (e->index <= s->replied)
 			continue;
-		s->applied = e->index;
-		s->applied_term = e->term;
+		s->replied = e->index;
 		s->revision = r->revision;
-		s->entries_applied++;
 		/* Proposals are in index order; any below this index were overwritten. */
 		while (s->writes.head && s->writes.head->index <= e->index) {
 			struct pending *p = plist_pop(&s->writes);
@@ -786,7 +828,6 @@ void node_on_job_done(struct server *s, struct job *j)
 			pending_free(p);
 		}
 	}
-	serve_ready_reads(s);
 }
 
 /* ---- the loop hooks ---------------------------------------------------------------------- */
@@ -831,6 +872,7 @@ static void on_before_sleep(uv_prepare_t *h)
 {
 	struct server *s = h->data;
 	node_process_updates(s);
+	snapshot_pump(s);
 	conn_flush_all(s);
 	if (s->stopping)
 		return;
@@ -917,6 +959,7 @@ int node_start(struct server *s)
 	}
 	s->cluster_id = cluster_id_of(&s->cfg);
 	s->applied = st.applied_index;
+	s->replied = st.applied_index;
 	s->applied_term = st.applied_term;
 	s->revision = st.revision;
 
@@ -1042,6 +1085,7 @@ void node_stop(struct server *s)
 	uv_close((uv_handle_t *)&s->sweep_timer, NULL);
 	uv_prepare_stop(&s->before_sleep);
 	uv_close((uv_handle_t *)&s->before_sleep, NULL);
+	snapshot_stop(s);
 	worker_stop(s);
 	fail_pending_writes(s, "the server is shutting down; outcome unknown");
 	struct pending *p;

@@ -218,6 +218,8 @@ static void schedule_retry(struct peer *p)
 void peer_on_close(struct conn *c)
 {
 	struct peer *p = c->peer;
+	if (c->kind == CONN_PEER_IN)
+		snapshot_on_conn_closed(c->s, c);
 	if (c->kind == CONN_PEER_IN && p != NULL && c->remote_id != 0 && !c->s->stopping) {
 		slog(c->s, LOG_INFO, "peer %llu down", (unsigned long long)p->id);
 		raft_peer_lost(c->s->raft, uv_now(c->s->loop), p->id);
@@ -323,6 +325,13 @@ void peer_on_frame(struct conn *c, const uint8_t *data, size_t len)
 		if (rv != 0)
 			slog(s, LOG_WARN, "raft_step: %s", raft_strerror(rv));
 		free(ents);
+	} else if (f->frame_case == CAIRN__PEER__PEER_FRAME__FRAME_SNAPSHOT && c->remote_id != 0) {
+		if (f->snapshot->from != c->remote_id) {
+			cairn__peer__peer_frame__free_unpacked(f, NULL);
+			conn_close(c, "snapshot chunk with a forged sender");
+			return;
+		}
+		snapshot_on_chunk(s, c, f->snapshot);
 	} else {
 		cairn__peer__peer_frame__free_unpacked(f, NULL);
 		conn_close(c, "peer frame before hello");

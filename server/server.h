@@ -35,6 +35,15 @@
 #define CAIRN_SWEEP_MS		    500u
 #define CAIRN_SPACE_REFRESH_MS	    100u
 #define CAIRN_SPACE_WRITE_FACTOR    4u /* a write costs about this many times its size on disk */
+/* Log compaction (§5): once this many entries were applied beyond the ones kept, the log
+ * prefix is dropped (on disk and in memory); the state machine in LMDB is the snapshot. */
+#define CAIRN_DEFAULT_SNAPSHOT_COUNT   5000u
+#define CAIRN_DEFAULT_SNAPSHOT_CATCHUP 5000u /* entries kept for lagging followers */
+/* ... or sooner, once the entries applied since the last compaction hold this many bytes
+ * (so large values do not pile up in memory). */
+#define CAIRN_COMPACT_BYTES (64u << 20)
+#define CAIRN_SNAPSHOT_CHUNK	       (1u << 20) /* bytes per SnapshotChunk frame */
+#define CAIRN_SNAPSHOT_QUEUE	       (4u << 20) /* queue the next chunk below this backlog */
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
@@ -58,6 +67,8 @@ struct config {
 	uint32_t election_timeout_ms;
 	uint32_t max_frame_bytes;
 	size_t map_size;
+	uint64_t snapshot_count;   /* --snapshot-count */
+	uint64_t snapshot_catchup; /* --snapshot-catchup-entries */
 	int log_level;
 	bool nosync; /* tests only */
 };
@@ -130,6 +141,12 @@ struct peer {
 	bool ever_up;
 	bool reported_down;
 	uint64_t dropped;
+	/* A snapshot being streamed to this peer (leader only); see snapshot.c. */
+	struct storage_snapshot *snap;
+	struct storage_snapshot_meta snap_meta;
+	raft_term snap_term;	/* our term when the stream started */
+	uint64_t snap_conn;	/* the outbound connection it is sent on (conn id) */
+	uint64_t snap_offset;	/* bytes queued so far */
 };
 
 int peers_start(struct server *s);
@@ -148,11 +165,18 @@ struct encoded_msg {
 	struct buf frame;
 };
 
-enum job_kind { JOB_PERSIST = 1, JOB_APPLY = 2 };
+enum job_kind {
+	JOB_PERSIST = 1, /* log appends / truncation / hard state (merged into one txn) */
+	JOB_APPLY = 2,	 /* committed entries to apply (merged into the same txn) */
+	JOB_INSTALL = 3, /* install a received snapshot (a txn of its own) */
+	JOB_COMPACT = 4, /* drop the log prefix up to `compact_upto` (a txn of its own) */
+};
 
 struct job {
 	int kind;
 	struct job *next;
+	struct job *early_next; /* JOB_APPLY: in worker.early, results ready before the commit */
+	bool replied;		/* JOB_APPLY: the loop answered the writes from the early results */
 	/* JOB_PERSIST */
 	uint64_t truncate_from;
 	struct storage_entry *entries; /* data copied into `arena` */
@@ -166,6 +190,16 @@ struct job {
 	size_t n_apply;
 	struct storage_result *results; /* filled by the worker, one per entry */
 	uint8_t *arena;
+	/* JOB_INSTALL */
+	struct storage_snapshot_install *install; /* consumed by the worker */
+	struct storage_snapshot_meta meta;	  /* what was installed (status == 0) */
+	raft_index snap_index;
+	raft_term snap_term;
+	/* JOB_COMPACT */
+	uint64_t compact_upto;
+	/* JOB_INSTALL, JOB_COMPACT: 0 or a STORAGE_E* code, and its message */
+	int status;
+	char errmsg[STORAGE_ERRMSG_SIZE];
 };
 
 struct worker {
@@ -174,6 +208,7 @@ struct worker {
 	pthread_cond_t cond;
 	struct job *head, *tail;	   /* to do */
 	struct job *done_head, *done_tail; /* done, for the loop */
+	struct job *early_head, *early_tail; /* applies computed, commit still running */
 	bool stop;
 	bool started;
 	bool nospace;		    /* a write is waiting for space: the loop refuses new writes */
@@ -245,6 +280,7 @@ struct server {
 	uint64_t next_read_ctx;
 
 	raft_index applied;
+	raft_index replied; /* writes up to this index were answered (results known) */
 	raft_term applied_term;
 	int role;
 	raft_id leader;
@@ -254,6 +290,22 @@ struct server {
 	uint64_t rng;		 /* state of the election-timeout random source */
 	uint64_t admitted_bytes; /* write bytes admitted since the space reading below */
 	uint64_t admitted_seq;
+
+	/* Log compaction and snapshots (snapshot.c). */
+	bool compacting;	   /* a JOB_COMPACT is queued */
+	uint64_t bytes_since_compact; /* entry bytes applied since the last compaction */
+	uint64_t compactions;
+	uint64_t snapshots_sent, snapshots_installed;
+	struct {
+		struct storage_snapshot_install *in; /* spooling; NULL when idle */
+		bool installing;		     /* handed to the worker */
+		uint64_t conn;			     /* the inbound connection it comes on */
+		raft_id from;
+		raft_term term;
+		raft_index index;
+		raft_term index_term;
+		uint64_t offset; /* next expected byte */
+	} snap_in;
 };
 
 /* node.c */
@@ -261,8 +313,26 @@ int node_start(struct server *s);
 void node_stop(struct server *s);
 void node_on_client_frame(struct conn *c, const uint8_t *data, size_t len);
 void node_on_job_done(struct server *s, struct job *j);
+/* The results of a JOB_APPLY are known (its commit may still be running): answer writes. */
+void node_on_apply_results(struct server *s, struct job *j);
 void node_process_updates(struct server *s);
 const char *node_leader_client_addr(struct server *s, raft_id leader);
+
+/* snapshot.c */
+/* The core asked for a snapshot to be streamed to `to` (starts it, or restarts it). */
+void snapshot_send_start(struct server *s, raft_id to);
+/* Queues the next chunks of every stream whose connection has room; once per loop turn. */
+void snapshot_pump(struct server *s);
+/* A SnapshotChunk arrived on inbound peer connection `c`. */
+void snapshot_on_chunk(struct server *s, struct conn *c, const Cairn__Peer__SnapshotChunk *ch);
+/* An inbound peer connection closed: a stream arriving on it is abandoned. */
+void snapshot_on_conn_closed(struct server *s, struct conn *c);
+/* A JOB_INSTALL or JOB_COMPACT completed. */
+void snapshot_on_job_done(struct server *s, struct job *j);
+/* After applying: compact the log when enough was applied since the last time. */
+void snapshot_maybe_compact(struct server *s, uint64_t applied_bytes);
+/* Closes every stream (shutdown). */
+void snapshot_stop(struct server *s);
 
 /* A command type storage does not know: apply answers it STORAGE_EINVAL on every replica. */
 #define STORAGE_CMD_MALFORMED ((enum storage_cmd_type)0)

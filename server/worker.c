@@ -151,6 +151,53 @@ static void space_ok(struct worker *w)
 		slog(w->s, LOG_INFO, "space available again: accepting writes");
 }
 
+/* Hands each JOB_APPLY of the batch its slice of the results. */
+static void distribute_results(struct worker *w, struct job *batch, const struct storage_result *res)
+{
+	size_t na = 0;
+	for (struct job *j = batch; j; j = j->next) {
+		if (j->kind != JOB_APPLY)
+			continue;
+		j->results = malloc(j->n_apply * sizeof(*j->results));
+		if (j->results == NULL)
+			fatal(w, "allocation", STORAGE_ENOMEM, "results");
+		memcpy(j->results, res + na, j->n_apply * sizeof(*res));
+		na += j->n_apply;
+	}
+}
+
+struct early {
+	struct worker *w;
+	struct job *batch;
+	bool posted;
+};
+
+/* storage_persist's applied_cb: the results are final before the commit's flush (the entries
+ * are committed in Raft: durable on a majority, and re-applied identically from the log after
+ * a crash), so the loop may answer the clients now, while the disk works. The job structs stay
+ * the worker's until they come back through the done list; the loop only reads `results`. */
+static void on_applied(void *arg, struct storage_result *res, size_t n)
+{
+	(void)n;
+	struct early *e = arg;
+	struct worker *w = e->w;
+	distribute_results(w, e->batch, res);
+	e->posted = true;
+	pthread_mutex_lock(&w->mu);
+	for (struct job *j = e->batch; j; j = j->next) {
+		if (j->kind != JOB_APPLY)
+			continue;
+		j->early_next = NULL;
+		if (w->early_tail)
+			w->early_tail->early_next = j;
+		else
+			w->early_head = j;
+		w->early_tail = j;
+	}
+	pthread_mutex_unlock(&w->mu);
+	uv_async_send(&w->done_async);
+}
+
 /* Runs a batch of queued jobs as ONE write transaction with one durable commit: every log
  * append, truncation and hard-state change of the batch, in order, then every committed
  * entry of the batch applied to the state machine (storage_persist with an apply part).
@@ -206,6 +253,7 @@ static void run_batch(struct worker *w, struct job *batch)
 	p.entries = ents;
 	p.n_entries = n;
 
+	struct early early = {.w = w, .batch = batch};
 	struct decoded d = {0};
 	if (na > 0) {
 		int rv = decode_entries(all, na, &d);
@@ -214,9 +262,12 @@ static void run_batch(struct worker *w, struct job *batch)
 		p.apply = d.cmds;
 		p.n_apply = na;
 		p.results = res;
+		p.applied_cb = on_applied;
+		p.applied_arg = &early;
 	}
 
 	bool applied = false;
+	struct storage_result *scratch = NULL;
 	if (n > 0 || p.hard_state != NULL || p.truncate_from != 0 || na > 0) {
 		for (;;) {
 			int rv = storage_persist(st, &p, msg, sizeof(msg));
@@ -226,6 +277,16 @@ static void run_batch(struct worker *w, struct job *batch)
 				space_ok(w);
 				refresh_space(w, false);
 				break;
+			}
+			if (rv == STORAGE_ENOSPC && early.posted) {
+				/* The results went to the loop (clients may have them): keep
+				 * those; the retry computes the same ones into a scratch
+				 * array that is freed after. */
+				p.applied_cb = NULL;
+				if (scratch == NULL &&
+				    (scratch = calloc(na, sizeof(*scratch))) == NULL)
+					fatal(w, "allocation", STORAGE_ENOMEM, "results");
+				p.results = scratch;
 			}
 			if (rv == STORAGE_ENOSPC) {
 				/* Nothing was written and nothing of it acknowledged; Raft needs
@@ -241,21 +302,60 @@ static void run_batch(struct worker *w, struct job *batch)
 		}
 	}
 	decoded_free(&d);
-
-	if (applied && na > 0) {
-		na = 0;
-		for (struct job *j = batch; j; j = j->next)
-			if (j->kind == JOB_APPLY) {
-				j->results = malloc(j->n_apply * sizeof(*j->results));
-				if (j->results == NULL)
-					fatal(w, "allocation", STORAGE_ENOMEM, "results");
-				memcpy(j->results, res + na, j->n_apply * sizeof(*res));
-				na += j->n_apply;
-			}
+	if (scratch != NULL) {
+		if (applied)
+			for (size_t i = 0; i < na; i++)
+				storage_result_free(&scratch[i]);
+		free(scratch);
 	}
+	if (applied && na > 0 && !early.posted)
+		distribute_results(w, batch, res);
 	free(ents);
 	free(all);
 	free(res);
+}
+
+/* A snapshot install or a log compaction: one transaction of its own, in queue order. */
+static void run_single(struct worker *w, struct job *j)
+{
+	if (j->kind == JOB_INSTALL) {
+		j->status = storage_snapshot_install_finish(j->install, &j->meta, j->errmsg,
+							    sizeof(j->errmsg));
+		j->install = NULL; /* released by finish, whatever the outcome */
+	} else {
+		j->status = storage_log_compact(w->s->store, j->compact_upto, j->errmsg,
+						sizeof(j->errmsg));
+	}
+	if (j->status == STORAGE_EFATAL)
+		fatal(w, j->kind == JOB_INSTALL ? "snapshot install" : "log compaction", j->status,
+		      j->errmsg);
+	if (j->status == 0) {
+		w->commits++;
+		refresh_space(w, true);
+	}
+}
+
+/* Runs what was queued, in order: consecutive persist / apply jobs as one transaction,
+ * installs and compactions each on their own. */
+static void run_queue(struct worker *w, struct job *batch)
+{
+	struct job *rest = batch;
+	while (rest != NULL) {
+		if (rest->kind == JOB_INSTALL || rest->kind == JOB_COMPACT) {
+			run_single(w, rest);
+			rest = rest->next;
+			continue;
+		}
+		struct job *end = rest;
+		while (end->next != NULL &&
+		       (end->next->kind == JOB_PERSIST || end->next->kind == JOB_APPLY))
+			end = end->next;
+		struct job *after = end->next;
+		end->next = NULL;
+		run_batch(w, rest);
+		end->next = after;
+		rest = after;
+	}
 }
 
 static void *worker_main(void *arg)
@@ -271,7 +371,7 @@ static void *worker_main(void *arg)
 		w->head = w->tail = NULL;
 		pthread_mutex_unlock(&w->mu);
 
-		run_batch(w, batch);
+		run_queue(w, batch);
 
 		pthread_mutex_lock(&w->mu);
 		for (struct job *j = batch, *next; j; j = next) {
@@ -295,9 +395,17 @@ static void on_done(uv_async_t *a)
 {
 	struct worker *w = a->data;
 	pthread_mutex_lock(&w->mu);
+	struct job *early = w->early_head;
+	w->early_head = w->early_tail = NULL;
 	struct job *list = w->done_head;
 	w->done_head = w->done_tail = NULL;
 	pthread_mutex_unlock(&w->mu);
+	/* Early results first: a job may be in both lists by now. */
+	for (struct job *j = early, *next; j; j = next) {
+		next = j->early_next;
+		j->early_next = NULL;
+		node_on_apply_results(w->s, j);
+	}
 	for (struct job *j = list, *next; j; j = next) {
 		next = j->next;
 		w->s->jobs_in_flight--;
@@ -356,6 +464,7 @@ void worker_stop(struct server *s)
 		job_free(j);
 	}
 	w->done_head = w->done_tail = NULL;
+	w->early_head = w->early_tail = NULL; /* those jobs were in the done list too */
 	uv_close((uv_handle_t *)&w->done_async, NULL);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cond);
@@ -385,5 +494,6 @@ void job_free(struct job *j)
 		free(j->results);
 	}
 	free(j->arena);
+	storage_snapshot_install_abort(j->install);
 	free(j);
 }

@@ -337,6 +337,10 @@ int cairni_result_status(const Cairn__Response *r, const char *endpoint,
 	res->kv_hash = s->kv_hash;
 	res->fsyncs = s->fsyncs;
 	res->entries_committed = s->entries_committed;
+	res->log_first_index = s->log_first_index;
+	res->compactions = s->compactions;
+	res->snapshots_sent = s->snapshots_sent;
+	res->snapshots_installed = s->snapshots_installed;
 	if (s->n_members > 0) {
 		res->members = cairni_mem_alloc(m, s->n_members * sizeof(*res->members));
 		if (res->members == NULL) {

@@ -31,6 +31,7 @@ struct ck_committed {
 	/* Lowest term of a leader whose commit index covered this entry: the term in which it was
 	 * committed (TERM_UNKNOWN if only followers or state machines have shown it so far). */
 	raft_term commit_term;
+	uint64_t chain; /* prefix hash up to this entry, as in logs: where compacted logs resume */
 };
 
 /* The checker's own copy of a node's log, with the prefix hash ("chain") of each entry. */
@@ -46,10 +47,12 @@ struct ck_node {
 	uint32_t incarnation;
 	int role; /* at the previous step */
 	raft_term term;
+	raft_index log_first; /* index of log[0] */
 	struct ck_log_entry *log;
 	size_t n_log, cap_log;
 	raft_index commit_checked; /* entries <= this were compared with the committed sequence */
 	size_t applied_checked;	   /* same for the state machine */
+	uint32_t sm_generation;	   /* of the state machine checked */
 	bool lc_valid;		   /* Leader Completeness checked for this leadership ... */
 	raft_term lc_term;	   /* ... of this term ... */
 	raft_index lc_verified;	   /* ... up to this committed index */
@@ -75,6 +78,7 @@ static const char *const checker_names[] = {
     [CHECKER_STATE_MACHINE_SAFETY] = "State Machine Safety",
     [CHECKER_COMMIT_DURABILITY] = "Commit Durability",
     [CHECKER_CURRENT_TERM_COMMIT] = "Current-Term Commitment",
+    [CHECKER_SNAPSHOT_SAFETY] = "Snapshot Safety",
     [CHECKER_ENOMEM] = "Out of memory",
     [CHECKER_EINVAL] = "Invalid input",
 };
@@ -272,12 +276,21 @@ static int ck_commit(struct checker *c, raft_id who, const char *what, raft_inde
 		c->committed = p;
 		c->cap_committed = cap;
 	}
+	uint64_t prev = c->n_committed > 0 ? c->committed[c->n_committed - 1].chain : 0;
 	c->committed[c->n_committed++] =
-	    (struct ck_committed){.term = term, .hash = hash, .commit_term = commit_term};
+	    (struct ck_committed){.term = term,
+				  .hash = hash,
+				  .commit_term = commit_term,
+				  .chain = ck_chain(prev, index, term, hash)};
 	return 0;
 }
 
 /* ---- per node */
+
+static raft_index node_first(const struct checker_node *n)
+{
+	return n->log_first ? n->log_first : 1;
+}
 
 static void ck_node_reset(struct ck_node *cn, const struct checker_node *n)
 {
@@ -286,6 +299,7 @@ static void ck_node_reset(struct ck_node *cn, const struct checker_node *n)
 	cn->was_up = false;
 	cn->role = RAFT_FOLLOWER;
 	cn->term = 0;
+	cn->log_first = node_first(n);
 	cn->n_log = 0;
 	cn->commit_checked = 0;
 	cn->lc_valid = false;
@@ -307,8 +321,41 @@ static int ck_reserve_log(struct ck_node *cn, size_t n)
 	return 0;
 }
 
+/* A state machine replaced by an installed snapshot: all of it must be committed already (a
+ * snapshot is of applied state) and equal to the committed sequence. */
+static int ck_installed(struct checker *c, struct ck_node *cn, const struct checker_node *n)
+{
+	if (n->n_applied < cn->applied_checked)
+		return ck_fail(c, CHECKER_SNAPSHOT_SAFETY,
+			       "node %llu installed a snapshot at %zu over a state machine at %zu",
+			       (unsigned long long)n->id, n->n_applied, cn->applied_checked);
+	if (n->n_applied > c->n_committed)
+		return ck_fail(c, CHECKER_SNAPSHOT_SAFETY,
+			       "node %llu installed a snapshot at %zu with only %llu entries known "
+			       "committed",
+			       (unsigned long long)n->id, n->n_applied,
+			       (unsigned long long)c->n_committed);
+	for (size_t k = 0; k < n->n_applied; k++) {
+		const struct ck_committed *e = &c->committed[k];
+		if (e->term != n->applied[k].term || e->hash != n->applied[k].hash)
+			return ck_fail(
+			    c, CHECKER_SNAPSHOT_SAFETY,
+			    "node %llu installed a snapshot whose index %zu is term %llu "
+			    "(hash %016llx), but term %llu (hash %016llx) is committed",
+			    (unsigned long long)n->id, k + 1,
+			    (unsigned long long)n->applied[k].term,
+			    (unsigned long long)n->applied[k].hash, (unsigned long long)e->term,
+			    (unsigned long long)e->hash);
+	}
+	cn->applied_checked = n->n_applied;
+	cn->sm_generation = n->sm_generation;
+	return 0;
+}
+
 static int ck_state_machine(struct checker *c, struct ck_node *cn, const struct checker_node *n)
 {
+	if (n->sm_generation != cn->sm_generation)
+		return ck_installed(c, cn, n);
 	if (n->n_applied < cn->applied_checked)
 		return ck_fail(c, CHECKER_STATE_MACHINE_SAFETY,
 			       "node %llu's state machine went back from %zu to %zu entries",
@@ -323,12 +370,69 @@ static int ck_state_machine(struct checker *c, struct ck_node *cn, const struct 
 	return 0;
 }
 
+/* The compacted prefix of a node's log (Snapshot Safety): known committed, at or below the
+ * node's commit index, ending on the committed term. Sets *chain to the prefix hash there. */
+static int ck_prefix(struct checker *c, const struct checker_node *n, uint64_t *chain)
+{
+	raft_index f = node_first(n);
+	*chain = 0;
+	if (f == 1)
+		return 0;
+	raft_index p = f - 1;
+	if (p > c->n_committed)
+		return ck_fail(
+		    c, CHECKER_SNAPSHOT_SAFETY,
+		    "node %llu's log starts at %llu (compacted) but only %llu entries are "
+		    "known committed",
+		    (unsigned long long)n->id, (unsigned long long)f,
+		    (unsigned long long)c->n_committed);
+	if (p > n->commit)
+		return ck_fail(c, CHECKER_SNAPSHOT_SAFETY,
+			       "node %llu's log starts at %llu (compacted) beyond its commit index "
+			       "%llu",
+			       (unsigned long long)n->id, (unsigned long long)f,
+			       (unsigned long long)n->commit);
+	const struct ck_committed *k = &c->committed[p - 1];
+	if (k->term != n->prev_term)
+		return ck_fail(c, CHECKER_SNAPSHOT_SAFETY,
+			       "node %llu's log starts after index %llu term %llu, but index %llu "
+			       "term %llu is committed",
+			       (unsigned long long)n->id, (unsigned long long)p,
+			       (unsigned long long)n->prev_term, (unsigned long long)p,
+			       (unsigned long long)k->term);
+	*chain = k->chain;
+	return 0;
+}
+
 /* Brings the checker's copy of the node's log up to date, checking Leader Append-Only, Commit
  * Durability and Log Matching on what changed. */
 static int ck_log(struct checker *c, struct ck_node *cn, const struct checker_node *n)
 {
+	uint64_t base;
+	int rv = ck_prefix(c, n, &base);
+	if (rv != 0)
+		return rv;
+	raft_index f = node_first(n);
+	if (f < cn->log_first)
+		return ck_fail(c, CHECKER_SNAPSHOT_SAFETY,
+			       "node %llu's log start went back from %llu to %llu",
+			       (unsigned long long)n->id, (unsigned long long)cn->log_first,
+			       (unsigned long long)f);
+	/* Compaction or an install dropped a prefix: forget it in the copy, and hash what is
+	 * left again from the committed prefix, which is what it must follow now. */
+	bool moved = f > cn->log_first;
+	if (moved) {
+		raft_index drop = f - cn->log_first;
+		if (drop > cn->n_log)
+			drop = cn->n_log;
+		if (drop < cn->n_log)
+			memmove(cn->log, cn->log + drop, (cn->n_log - drop) * sizeof(*cn->log));
+		cn->n_log -= drop;
+		cn->log_first = f;
+	}
+	/* From here cn->log[k] and n->log[k] are both the entry at index f + k. */
 	size_t old_n = cn->n_log;
-	size_t same = n->log_unchanged;
+	size_t same = n->log_unchanged >= f ? n->log_unchanged - f + 1 : 0;
 	if (same > old_n)
 		same = old_n;
 	if (same > n->n_log)
@@ -339,58 +443,73 @@ static int ck_log(struct checker *c, struct ck_node *cn, const struct checker_no
 	       cn->log[diff].hash == n->log[diff].hash)
 		diff++;
 	if (diff < old_n) {
-		/* An entry at index diff + 1 was overwritten or deleted. */
+		/* An entry at index f + diff was overwritten or deleted. */
+		raft_index index = f + diff;
 		bool leader_same_term = cn->was_up && cn->role == RAFT_LEADER &&
 					n->role == RAFT_LEADER && cn->term == n->term;
 		if (leader_same_term)
 			return ck_fail(
 			    c, CHECKER_LEADER_APPEND_ONLY,
-			    "leader %llu of term %llu %s its entry at index %zu (term %llu)",
+			    "leader %llu of term %llu %s its entry at index %llu (term %llu)",
 			    (unsigned long long)n->id, (unsigned long long)n->term,
-			    diff < n->n_log ? "overwrote" : "deleted", diff + 1,
+			    diff < n->n_log ? "overwrote" : "deleted", (unsigned long long)index,
 			    (unsigned long long)cn->log[diff].term);
-		if (diff + 1 <= cn->commit_checked)
+		if (index <= cn->commit_checked)
 			return ck_fail(
 			    c, CHECKER_COMMIT_DURABILITY,
-			    "node %llu %s its entry at index %zu (term %llu) although its "
+			    "node %llu %s its entry at index %llu (term %llu) although its "
 			    "commit index was %llu",
 			    (unsigned long long)n->id, diff < n->n_log ? "overwrote" : "deleted",
-			    diff + 1, (unsigned long long)cn->log[diff].term,
+			    (unsigned long long)index, (unsigned long long)cn->log[diff].term,
 			    (unsigned long long)cn->commit_checked);
 	}
-	int rv = ck_reserve_log(cn, n->n_log);
+	rv = ck_reserve_log(cn, n->n_log);
 	if (rv != 0)
 		return rv;
-	for (size_t k = diff; k < n->n_log; k++) {
-		raft_index index = k + 1;
-		uint64_t prev = k > 0 ? cn->log[k - 1].chain : 0;
+	for (size_t k = moved ? 0 : diff; k < n->n_log; k++) {
+		raft_index index = f + k;
+		uint64_t prev = k > 0 ? cn->log[k - 1].chain : base;
 		uint64_t chain = ck_chain(prev, index, n->log[k].term, n->log[k].hash);
 		cn->log[k] = (struct ck_log_entry){
 		    .term = n->log[k].term, .hash = n->log[k].hash, .chain = chain};
-		const struct ck_slot *s = ck_map_find(&c->entries, index, n->log[k].term);
-		if (s == NULL) {
+		const struct ck_slot *sl = ck_map_find(&c->entries, index, n->log[k].term);
+		if (sl == NULL) {
 			rv = ck_map_put(&c->entries, index, n->log[k].term, chain, n->id);
 			if (rv != 0)
 				return rv;
-		} else if (s->v1 != chain) {
+		} else if (sl->v1 != chain) {
 			return ck_fail(
 			    c, CHECKER_LOG_MATCHING,
 			    "node %llu has an entry at index %llu term %llu, as node %llu "
 			    "had, but their logs differ at or before it",
 			    (unsigned long long)n->id, (unsigned long long)index,
-			    (unsigned long long)n->log[k].term, (unsigned long long)s->v2);
+			    (unsigned long long)n->log[k].term, (unsigned long long)sl->v2);
 		}
 	}
 	cn->n_log = n->n_log;
 	return 0;
 }
 
+/* Term of the entry at `index` in a node's log; 0 when compacted or beyond. */
+static raft_term node_term_at(const struct checker_node *n, raft_index index)
+{
+	raft_index f = node_first(n);
+	if (index + 1 == f)
+		return n->prev_term;
+	if (index < f || index - f >= n->n_log)
+		return 0;
+	return n->log[index - f].term;
+}
+
 static int ck_commit_index(struct checker *c, struct ck_node *cn, const struct checker_node *n)
 {
-	if (n->commit > n->n_log)
+	raft_index f = node_first(n);
+	raft_index last = f - 1 + n->n_log;
+	if (n->commit > last)
 		return ck_fail(c, CHECKER_COMMIT_DURABILITY,
-			       "node %llu has commit index %llu beyond its last index %zu",
-			       (unsigned long long)n->id, (unsigned long long)n->commit, n->n_log);
+			       "node %llu has commit index %llu beyond its last index %llu",
+			       (unsigned long long)n->id, (unsigned long long)n->commit,
+			       (unsigned long long)last);
 	if (n->commit < cn->commit_checked)
 		return ck_fail(c, CHECKER_COMMIT_DURABILITY,
 			       "node %llu's commit index went back from %llu to %llu",
@@ -400,19 +519,21 @@ static int ck_commit_index(struct checker *c, struct ck_node *cn, const struct c
 	 * committed indirectly, below it (Figure 3.7). */
 	bool leading =
 	    cn->was_up && cn->role == RAFT_LEADER && n->role == RAFT_LEADER && cn->term == n->term;
-	if (leading && n->commit > cn->commit_checked && n->log[n->commit - 1].term != n->term)
+	if (leading && n->commit > cn->commit_checked && node_term_at(n, n->commit) != n->term)
 		return ck_fail(
 		    c, CHECKER_CURRENT_TERM_COMMIT,
 		    "leader %llu of term %llu advanced its commit index from %llu to %llu, "
 		    "an entry of term %llu",
 		    (unsigned long long)n->id, (unsigned long long)n->term,
 		    (unsigned long long)cn->commit_checked, (unsigned long long)n->commit,
-		    (unsigned long long)n->log[n->commit - 1].term);
-	/* Hence the entries it newly covers were committed in its term. */
+		    (unsigned long long)node_term_at(n, n->commit));
+	/* Hence the entries it newly covers were committed in its term. Those it compacted are
+	 * committed already (ck_prefix). */
 	raft_term ct = n->role == RAFT_LEADER ? n->term : TERM_UNKNOWN;
-	for (raft_index i = cn->commit_checked + 1; i <= n->commit; i++) {
+	raft_index from = cn->commit_checked + 1 > f ? cn->commit_checked + 1 : f;
+	for (raft_index i = from; i <= n->commit; i++) {
 		int rv = ck_commit(c, n->id, "has in its log below its commit index", i,
-				   n->log[i - 1].term, n->log[i - 1].hash, ct);
+				   n->log[i - f].term, n->log[i - f].hash, ct);
 		if (rv != 0)
 			return rv;
 	}
@@ -447,11 +568,14 @@ static int ck_completeness(struct checker *c, struct ck_node *cn, const struct c
 		cn->lc_term = n->term;
 		cn->lc_verified = 0;
 	}
+	raft_index f = node_first(n);
 	for (raft_index i = cn->lc_verified + 1; i <= c->n_committed; i++) {
 		const struct ck_committed *k = &c->committed[i - 1];
-		if (k->commit_term >= n->term)
+		/* Entries it compacted are committed ones (ck_prefix): only compare what it has. */
+		if (k->commit_term >= n->term || i < f)
 			continue;
-		if (i > n->n_log || n->log[i - 1].term != k->term || n->log[i - 1].hash != k->hash)
+		if (i - f >= n->n_log || n->log[i - f].term != k->term ||
+		    n->log[i - f].hash != k->hash)
 			return ck_fail(c, CHECKER_LEADER_COMPLETENESS,
 				       "leader %llu of term %llu lacks index %llu term %llu, "
 				       "committed in term %llu",

@@ -23,6 +23,15 @@
  *   Current-Term Commitment  a leader advances its commit index only onto an entry of its
  *                        own term (§3.6.2): the rule that makes Figure 3.7 safe, checked
  *                        directly because the unsafe outcome needs a rare schedule to show.
+ *   Snapshot Safety      (Chapter 5) a log's compacted prefix is committed: it ends at or
+ *                        below the node's commit index, on the committed entry's term; a
+ *                        state machine replaced by an installed snapshot equals the committed
+ *                        sequence up to the snapshot's index, never anything not yet known
+ *                        committed, and never goes back.
+ *
+ * With compaction a log starts at log_first: the invariants above compare only the indexes a
+ * node still has; the compacted prefix is checked once, through Snapshot Safety, against the
+ * committed sequence (which is what makes Log Matching hold across the boundary).
  */
 
 #include <stdbool.h>
@@ -45,7 +54,9 @@ struct checker_node {
 	int role;	      /* enum raft_role */
 	raft_term term;
 	raft_index commit;
-	const struct checker_entry *log; /* log[i] is the entry at index i + 1 */
+	raft_index log_first;		 /* index of log[0]; 0 or 1: never compacted */
+	raft_term prev_term;		 /* term of the entry at log_first - 1 (compacted) */
+	const struct checker_entry *log; /* log[i] is the entry at index log_first + i */
 	size_t n_log;
 	/* The host promises that entries with index <= log_unchanged are the same as at the
 	 * previous step of this incarnation (0: no promise). Entries below it are not compared
@@ -53,6 +64,9 @@ struct checker_node {
 	raft_index log_unchanged;
 	const struct checker_entry *applied; /* state machine: applied[i] is index i + 1 */
 	size_t n_applied;
+	/* Changes whenever an installed snapshot replaced the state machine: its whole history is
+	 * then checked again. */
+	uint32_t sm_generation;
 };
 
 enum checker_violation {
@@ -64,6 +78,7 @@ enum checker_violation {
 	CHECKER_STATE_MACHINE_SAFETY,
 	CHECKER_COMMIT_DURABILITY,
 	CHECKER_CURRENT_TERM_COMMIT,
+	CHECKER_SNAPSHOT_SAFETY,
 	CHECKER_ENOMEM,
 	CHECKER_EINVAL, /* more nodes than CHECKER_MAX_NODES, or their number changed */
 };

@@ -20,6 +20,7 @@ struct fuzz_plan {
 	struct sim_net_options net;
 	uint32_t disk_max_ms;
 	bool partitions, crashes, slow_disks, transfers, reads, batches;
+	struct sim_snapshot_options snap;
 	double crash_rate; /* chaos crashes: see sim_options */
 	uint64_t duration_ms;
 	uint32_t gap_min_ms, gap_max_ms; /* between two driver actions */
@@ -72,6 +73,19 @@ static void fuzz_plan(struct sim_rng *r, struct fuzz_plan *p)
 	p->duration_ms = (uint64_t)et * sim_rng_range(r, 100, 400);
 	p->gap_min_ms = et / 20;
 	p->gap_max_ms = et;
+	/* Compaction and snapshots in most seeds, aggressive enough that followers that fall a
+	 * few entries behind need one; slow transfers, broken ones never reported, failed
+	 * installs and a short give-up time now and then. Drawn after everything else so that
+	 * the rest of a seed's plan is the same as before snapshots existed. */
+	p->snap.enabled = sim_rng_chance(r, 0.85);
+	p->snap.compact_min = 2;
+	p->snap.compact_max = (uint32_t)PICK(r, 5, 20, 50);
+	p->snap.trail_max = (uint32_t)PICK(r, 0, 3, 10);
+	p->snap.transfer_extra_ms = (uint32_t)PICK(r, 0, 0, 20, et, 3 * et);
+	p->snap.no_report_rate = PICK_RATE(r, 0, 0.25, 1);
+	p->snap.install_fail_rate = PICK_RATE(r, 0, 0, 0.05, 0.2);
+	if (sim_rng_chance(r, 0.2))
+		p->raft.snapshot_timeout_ms = 2 * et;
 }
 
 static void plan_print(FILE *f, uint64_t seed, const struct fuzz_plan *p)
@@ -92,6 +106,18 @@ static void plan_print(FILE *f, uint64_t seed, const struct fuzz_plan *p)
 		p->crashes ? " crashes" : "", p->slow_disks ? " slow-disks" : "",
 		p->transfers ? " transfers" : "", p->reads ? " reads" : "",
 		p->batches ? " batches" : "", p->crash_rate, (unsigned long long)p->duration_ms);
+	if (p->snap.enabled)
+		fprintf(f,
+			"  snapshots: compact past %u..%u applied entries keeping 0..%u; transfers "
+			"+0..%ums; %.2f of broken ones unreported; installs fail %.2f; give up "
+			"after %ums\n",
+			p->snap.compact_min, p->snap.compact_max, p->snap.trail_max,
+			p->snap.transfer_extra_ms, p->snap.no_report_rate,
+			p->snap.install_fail_rate,
+			p->raft.snapshot_timeout_ms ? p->raft.snapshot_timeout_ms
+						    : 5 * p->raft.election_timeout_ms);
+	else
+		fprintf(f, "  snapshots: off\n");
 }
 
 static raft_id random_node(struct sim_rng *r, const struct sim *s)
@@ -247,6 +273,14 @@ static void result_fill(const struct sim *s, struct fuzz_result *out)
 	out->restarts = st.restarts;
 	out->virtual_ms = sim_now(s);
 	out->steps = st.steps;
+	out->compactions = st.compactions;
+	out->snapshots_sent = st.snapshots_asked;
+	out->snapshots_lost = st.snapshots_lost;
+	out->snapshots_declined = st.snapshots_declined;
+	out->snapshots_installed = st.snapshots_installed;
+	out->installs_failed = st.installs_failed + st.installs_crashed;
+	out->snapshots_unreported = st.snapshots_unreported;
+	out->snapshots_aborted = st.raft.snapshots_aborted;
 }
 
 /* Formats the failure report into out->text (one FAIL line, then the trace). */
@@ -296,6 +330,7 @@ int fuzz_run_seed(uint64_t seed, FILE *trace, struct fuzz_result *out)
 	o.trace = trace;
 	o.max_steps = FUZZ_MAX_STEPS;
 	o.liveness_all_reads = FUZZ_ALL_READS_ANSWERED;
+	o.snap = p.snap;
 	struct sim *s;
 	int rv = sim_create(&s, &o);
 	if (rv != 0) {

@@ -16,6 +16,7 @@
 #define SIM_HARD_STATE_CRASH_BOOST 10 /* chaos crashes: weight of term/vote writes */
 #define SIM_RETRY_MS		   10 /* liveness check: pause between client retries */
 #define SIM_HEALTHY_LATENCY_MS	   5  /* liveness check: one-way latency of a healed network */
+#define SIM_INSTALL_CRASH_BOOST	   10 /* chaos crashes: weight of snapshot installs */
 
 /* ---- PRNG */
 
@@ -73,19 +74,43 @@ bool sim_rng_chance(struct sim_rng *r, double p)
 
 /* ---- data structures */
 
-enum { EV_DELIVER = 1, EV_DISK = 2, EV_CRASH = 3, EV_RESTART = 4 };
+enum {
+	EV_DELIVER = 1,
+	EV_DISK = 2,
+	EV_CRASH = 3,
+	EV_RESTART = 4,
+	EV_COMPACT = 5,	    /* a host's log compaction completes */
+	EV_SNAP_SENT = 6,   /* the sender's end of a snapshot transfer */
+	EV_SNAP_ARRIVE = 7, /* the receiver has the whole snapshot */
+};
 
 struct sim_msg {
 	struct raft_message m; /* deep copy (raft_message_copy) */
+};
+
+/* A snapshot in transit: the sender's state machine at its applied index. Shared by the
+ * transfer's two events (refs). */
+struct sim_snap {
+	int refs;
+	raft_id from, to;
+	uint32_t from_gen, to_gen; /* incarnations at the start: a crash breaks the stream */
+	raft_term term;		   /* tag: the sender's term */
+	raft_index index;
+	raft_term index_term;
+	struct checker_entry *hist; /* the state machine: `index` applied entries */
+	bool report;		    /* the sender's host reports the end to its core */
+	bool lost;
 };
 
 struct sim_event {
 	uint64_t time;
 	uint64_t seq; /* tie-break: order of scheduling */
 	struct sim_msg *msg;
-	uint32_t gen; /* EV_DISK, EV_CRASH, EV_RESTART: the node's incarnation when scheduled */
+	struct sim_snap *snap; /* EV_SNAP_* */
+	raft_index index;      /* EV_COMPACT */
+	uint32_t gen; /* EV_DISK, EV_CRASH, EV_RESTART, EV_COMPACT: the node's incarnation then */
 	uint8_t kind;
-	uint8_t node; /* EV_DISK, EV_CRASH, EV_RESTART */
+	uint8_t node; /* EV_DISK, EV_CRASH, EV_RESTART, EV_COMPACT */
 };
 
 /* An entry on a simulated disk (owns its data). */
@@ -109,6 +134,11 @@ struct sim_persist {
 	size_t n_entries;
 	struct raft_message *after; /* messages_after_persist, deep copies */
 	size_t n_after;
+	/* A snapshot install (alone in its batch): replaces the log and the state machine. */
+	bool install;
+	raft_index snap_index;
+	raft_term snap_term;
+	struct checker_entry *snap_hist;
 };
 
 struct sim_node {
@@ -116,9 +146,11 @@ struct sim_node {
 	struct raft *r; /* NULL when down */
 	uint32_t incarnation;
 	struct sim_rng rng; /* the core's `rand` */
-	/* disk: changes only when a persist batch completes */
+	/* disk: changes only when a persist batch, a compaction or an install completes */
 	raft_term disk_term;
 	raft_id disk_vote;
+	raft_index disk_first;	  /* index of disk[0]; entries below are in the state machine */
+	raft_term disk_prev_term; /* term of the entry at disk_first - 1 */
 	struct sim_entry *disk;
 	size_t disk_n, disk_cap;
 	uint32_t disk_min_ms, disk_max_ms;
@@ -128,12 +160,18 @@ struct sim_node {
 	uint64_t batch_done_at;
 	bool crash_pending; /* crash at the end of the current step (chaos crashes) */
 	/* the core's in-memory log as updates described it (verified against the core) */
-	struct checker_entry *mem;
+	struct checker_entry *mem; /* mem[i] is the entry at index mem_first + i */
 	size_t mem_n, mem_cap;
+	raft_index mem_first;
+	raft_term mem_prev_term;
 	raft_index mem_unchanged; /* entries <= this unchanged since the last check */
-	/* state machine: durable, survives crashes (applied in one transaction with the index) */
+	/* state machine: durable, survives crashes (applied in one transaction with the index).
+	 * It is also the snapshot: a host compacts its log only up to its applied index. */
 	struct checker_entry *sm;
 	size_t sm_n, sm_cap;
+	uint32_t sm_generation; /* bumped when an installed snapshot replaces it */
+	bool compact_pending;	/* an EV_COMPACT is scheduled */
+	uint64_t compact_threshold;
 	/* timer */
 	uint64_t timer_at; /* SIM_NO_TIMER: none */
 	uint64_t timer_seq;
@@ -161,6 +199,11 @@ enum {
 	TR_RESTART,
 	TR_TRANSFER,
 	TR_NOTE,
+	TR_COMPACT,
+	TR_SNAP_SEND,
+	TR_SNAP_SENT,
+	TR_SNAP_ARRIVE,
+	TR_INSTALL,
 };
 
 #define SIM_NOTE_MAX 112
@@ -266,6 +309,51 @@ static uint64_t entry_hash(const struct raft_entry *e)
 	return checker_entry_hash(e->type, e->data, e->len);
 }
 
+/* ---- a node's disk log and log mirror start at a first index (compaction) */
+
+static raft_index disk_last(const struct sim_node *nd)
+{
+	return nd->disk_first - 1 + nd->disk_n;
+}
+
+static const struct sim_entry *disk_get(const struct sim_node *nd, raft_index i)
+{
+	if (i < nd->disk_first || i > disk_last(nd))
+		return NULL;
+	return &nd->disk[i - nd->disk_first];
+}
+
+/* Term of entry i as this node durably knows it: its disk log, or below it the state machine
+ * (compacted entries are applied ones). 0 when unknown. */
+static raft_term disk_term_at(const struct sim_node *nd, raft_index i)
+{
+	const struct sim_entry *e = disk_get(nd, i);
+	if (e != NULL)
+		return e->term;
+	if (i == 0 || i > disk_last(nd))
+		return 0;
+	if (i + 1 == nd->disk_first)
+		return nd->disk_prev_term;
+	return i <= nd->sm_n ? nd->sm[i - 1].term : 0;
+}
+
+static raft_index mem_last(const struct sim_node *nd)
+{
+	return nd->mem_first - 1 + nd->mem_n;
+}
+
+static const struct checker_entry *mem_get(const struct sim_node *nd, raft_index i)
+{
+	if (i < nd->mem_first || i > mem_last(nd))
+		return NULL;
+	return &nd->mem[i - nd->mem_first];
+}
+
+static raft_term mem_last_term(const struct sim_node *nd)
+{
+	return nd->mem_n ? nd->mem[nd->mem_n - 1].term : nd->mem_prev_term;
+}
+
 void sim_fail(struct sim *s, const char *invariant, const char *fmt, ...)
 {
 	if (s->failed)
@@ -302,6 +390,7 @@ static const char *msg_name(int type)
 	    [RAFT_MSG_TIMEOUT_NOW] = "TimeoutNow",
 	    [RAFT_MSG_READ_INDEX] = "ReadIndex",
 	    [RAFT_MSG_READ_INDEX_RESP] = "ReadIndexResp",
+	    [SIM_MSG_SNAPSHOT] = "Snapshot",
 	};
 	if (type < 0 || (size_t)type >= sizeof(names) / sizeof(names[0]) || names[type] == NULL)
 		return "Unknown";
@@ -415,6 +504,10 @@ static void format_msg(const struct sim_trace_rec *t, char *buf, size_t n)
 		snprintf(buf, n, " ctx=%llu index=%llu%s", (unsigned long long)m->read_ctx,
 			 (unsigned long long)m->index, m->reject ? " REJECT" : "");
 		break;
+	case SIM_MSG_SNAPSHOT:
+		snprintf(buf, n, " at %llu/t%llu", (unsigned long long)m->prev_index,
+			 (unsigned long long)m->prev_term);
+		break;
 	default:
 		break;
 	}
@@ -492,6 +585,25 @@ static void tr_format(const struct sim_trace_rec *t, char *buf, size_t n)
 		snprintf(buf, n, "client: transfer leadership %llu -> %llu: %s", node, a,
 			 t->code ? err_name(t->code) : "started");
 		break;
+	case TR_COMPACT:
+		snprintf(buf, n, "node %llu compacted its log up to %llu", node, a);
+		break;
+	case TR_SNAP_SEND:
+		snprintf(buf, n,
+			 "node %llu streams its state machine at %llu/t%llu to node %llu%s%s", node,
+			 b, c, a, t->note[0] ? ": lost: " : "", t->note);
+		break;
+	case TR_SNAP_SENT:
+		snprintf(buf, n, "node %llu: snapshot to node %llu %s", node, a, t->note);
+		break;
+	case TR_SNAP_ARRIVE:
+		snprintf(buf, n, "node %llu: snapshot at %llu/t%llu from node %llu %s", node, b, c,
+			 a, t->note);
+		break;
+	case TR_INSTALL:
+		snprintf(buf, n, "node %llu: install of the snapshot at %llu/t%llu %s", node, a, b,
+			 t->note);
+		break;
 	case TR_NOTE:
 	default:
 		snprintf(buf, n, "%s", t->note);
@@ -547,24 +659,28 @@ void sim_print_nodes(const struct sim *s, FILE *f)
 	for (unsigned i = 0; i < s->n; i++) {
 		const struct sim_node *nd = &s->nodes[i];
 		if (nd->r == NULL) {
-			fprintf(
-			    f,
-			    "  node %llu: down; disk term=%llu vote=%llu last=%zu; applied=%zu\n",
-			    (unsigned long long)nd->id, (unsigned long long)nd->disk_term,
-			    (unsigned long long)nd->disk_vote, nd->disk_n, nd->sm_n);
+			fprintf(f,
+				"  node %llu: down; disk term=%llu vote=%llu first=%llu last=%llu; "
+				"applied=%zu\n",
+				(unsigned long long)nd->id, (unsigned long long)nd->disk_term,
+				(unsigned long long)nd->disk_vote,
+				(unsigned long long)nd->disk_first,
+				(unsigned long long)disk_last(nd), nd->sm_n);
 			continue;
 		}
 		fprintf(f,
-			"  node %llu: %s term=%llu leader=%llu commit=%llu last=%zu/t%llu "
-			"persisted=%llu applied=%zu; disk term=%llu vote=%llu last=%zu, %zu "
-			"request(s) pending\n",
+			"  node %llu: %s term=%llu leader=%llu commit=%llu first=%llu "
+			"last=%llu/t%llu persisted=%llu applied=%zu%s; disk term=%llu vote=%llu "
+			"first=%llu last=%llu, %zu request(s) pending\n",
 			(unsigned long long)nd->id, role_name(nd->role),
 			(unsigned long long)nd->term, (unsigned long long)nd->leader,
-			(unsigned long long)nd->commit, nd->mem_n,
-			(unsigned long long)(nd->mem_n ? nd->mem[nd->mem_n - 1].term : 0),
+			(unsigned long long)nd->commit, (unsigned long long)nd->mem_first,
+			(unsigned long long)mem_last(nd), (unsigned long long)mem_last_term(nd),
 			(unsigned long long)raft_persisted_index(nd->r), nd->sm_n,
+			raft_installing(nd->r) ? " INSTALLING" : "",
 			(unsigned long long)nd->disk_term, (unsigned long long)nd->disk_vote,
-			nd->disk_n, nd->pq_len);
+			(unsigned long long)nd->disk_first, (unsigned long long)disk_last(nd),
+			nd->pq_len);
 	}
 }
 
@@ -871,6 +987,7 @@ static void entries_free(struct sim_entry *e, size_t n)
 
 static void persist_free(struct sim_persist *p)
 {
+	free(p->snap_hist);
 	entries_free(p->entries, p->n_entries);
 	for (size_t i = 0; i < p->n_after; i++)
 		raft_message_free(&p->after[i]);
@@ -880,9 +997,19 @@ static void persist_free(struct sim_persist *p)
 
 static int disk_start(struct sim *s, struct sim_node *nd)
 {
-	/* Group commit: everything queued so far goes into this one write. */
-	nd->batch = nd->pq_len;
+	/* Group commit: everything queued so far goes into this one write, up to a snapshot
+	 * install, which is a write of its own (like cairnd's storage jobs) and takes longer the
+	 * bigger the state machine. */
 	uint64_t d = sim_rng_range(&s->rng, nd->disk_min_ms, nd->disk_max_ms);
+	if (nd->pq_head->install) {
+		nd->batch = 1;
+		d += nd->pq_head->snap_index / SIM_SNAP_ENTRIES_PER_MS;
+	} else {
+		nd->batch = 0;
+		for (const struct sim_persist *p = nd->pq_head; p != NULL && !p->install;
+		     p = p->next)
+			nd->batch++;
+	}
 	nd->batch_done_at = s->now + d;
 	struct sim_event ev = {
 	    .time = s->now + d, .kind = EV_DISK, .node = (uint8_t)nd->id, .gen = nd->incarnation};
@@ -892,11 +1019,11 @@ static int disk_start(struct sim *s, struct sim_node *nd)
 /* Chaos crashes aim at the window that matters: a node crashes while a persist request it
  * was just handed is not yet durable, either right after the current step or at a random
  * moment before its disk write completes. */
-static int chaos_crash_maybe(struct sim *s, struct sim_node *nd, bool hard_state)
+static int chaos_crash_maybe(struct sim *s, struct sim_node *nd, unsigned weight)
 {
 	/* Votes and terms are written rarely but matter most (a vote lost in a crash can be
-	 * given twice): their writes draw crashes more often. */
-	double rate = s->opts.crash_rate * (hard_state ? SIM_HARD_STATE_CRASH_BOOST : 1);
+	 * given twice), and so are snapshot installs: their writes draw crashes more often. */
+	double rate = s->opts.crash_rate * weight;
 	if (!sim_rng_chance(&s->rng, rate))
 		return 0;
 	uint64_t window = nd->batch_done_at > s->now ? nd->batch_done_at - s->now : 0;
@@ -974,7 +1101,7 @@ static int persist_enqueue(struct sim *s, struct sim_node *nd, const struct raft
 		if (rv != 0)
 			return rv;
 	}
-	return chaos_crash_maybe(s, nd, u->hard_state_changed);
+	return chaos_crash_maybe(s, nd, u->hard_state_changed ? SIM_HARD_STATE_CRASH_BOOST : 1);
 err_nomem:
 	persist_free(p);
 	return fail_nomem(s);
@@ -994,23 +1121,26 @@ static int disk_write(struct sim *s, struct sim_node *nd, struct sim_persist *p)
 		nd->disk_vote = p->vote;
 	}
 	if (p->truncate_from != 0) {
-		if (p->truncate_from > nd->disk_n + 1) {
+		if (p->truncate_from > disk_last(nd) + 1 || p->truncate_from < nd->disk_first) {
 			sim_fail(s, "Contract",
-				 "node %llu: truncate_from %llu beyond its disk (last %zu)",
+				 "node %llu: truncate_from %llu outside its disk log (%llu..%llu)",
 				 (unsigned long long)nd->id, (unsigned long long)p->truncate_from,
-				 nd->disk_n);
+				 (unsigned long long)nd->disk_first,
+				 (unsigned long long)disk_last(nd));
 			return SIM_EFAILED;
 		}
-		for (size_t i = p->truncate_from - 1; i < nd->disk_n; i++)
+		size_t keep = p->truncate_from - nd->disk_first;
+		for (size_t i = keep; i < nd->disk_n; i++)
 			free(nd->disk[i].data);
-		nd->disk_n = p->truncate_from - 1;
+		nd->disk_n = keep;
 	}
 	if (p->n_entries == 0)
 		return 0;
-	if (p->first_index != nd->disk_n + 1) {
-		sim_fail(
-		    s, "Contract", "node %llu: entries from %llu appended to a disk ending at %zu",
-		    (unsigned long long)nd->id, (unsigned long long)p->first_index, nd->disk_n);
+	if (p->first_index != disk_last(nd) + 1) {
+		sim_fail(s, "Contract",
+			 "node %llu: entries from %llu appended to a disk ending at %llu",
+			 (unsigned long long)nd->id, (unsigned long long)p->first_index,
+			 (unsigned long long)disk_last(nd));
 		return SIM_EFAILED;
 	}
 	if (GROW(nd->disk, nd->disk_cap, nd->disk_n + p->n_entries) != 0)
@@ -1024,8 +1154,12 @@ static int disk_write(struct sim *s, struct sim_node *nd, struct sim_persist *p)
 	return 0;
 }
 
+static int install_complete(struct sim *s, struct sim_node *nd);
+
 static int disk_complete(struct sim *s, struct sim_node *nd)
 {
+	if (nd->pq_head->install)
+		return install_complete(s, nd);
 	size_t n = nd->batch;
 	bool wrote_entries = false;
 	struct raft_message *after = NULL;
@@ -1056,11 +1190,11 @@ static int disk_complete(struct sim *s, struct sim_node *nd)
 	s->stats.persist_batches++;
 	struct sim_trace_rec *t = tr_new(s, TR_DISK, nd->id);
 	t->a = n;
-	t->b = nd->disk_n;
-	t->c = nd->disk_n ? nd->disk[nd->disk_n - 1].term : 0;
+	t->b = disk_last(nd);
+	t->c = disk_term_at(nd, disk_last(nd));
 	tr_done(s, t);
 	if (rv == 0 && wrote_entries && nd->disk_n > 0)
-		rv = raft_persisted(nd->r, s->now, nd->disk[nd->disk_n - 1].term, nd->disk_n);
+		rv = raft_persisted(nd->r, s->now, nd->disk[nd->disk_n - 1].term, disk_last(nd));
 	/* Every request up to this batch is durable: release what waited for it (raft.h step 2). */
 	for (size_t i = 0; i < n_after; i++) {
 		if (rv == 0)
@@ -1213,17 +1347,35 @@ static int mem_verify(struct sim *s, struct sim_node *nd, raft_index from, raft_
 {
 	for (raft_index i = from; i <= to; i++) {
 		struct raft_entry e;
-		if (raft_log_entry(nd->r, i, &e) != 0 || e.index != i ||
-		    e.term != nd->mem[i - 1].term || entry_hash(&e) != nd->mem[i - 1].hash) {
+		const struct checker_entry *m = mem_get(nd, i);
+		if (m == NULL || raft_log_entry(nd->r, i, &e) != 0 || e.index != i ||
+		    e.term != m->term || entry_hash(&e) != m->hash) {
 			sim_fail(s, "Contract",
 				 "node %llu's log at index %llu differs from what its updates said "
 				 "(term %llu expected)",
 				 (unsigned long long)nd->id, (unsigned long long)i,
-				 (unsigned long long)nd->mem[i - 1].term);
+				 (unsigned long long)(m ? m->term : 0));
 			return SIM_EFAILED;
 		}
 	}
 	return 0;
+}
+
+/* The core's log must be what the mirror says: same first and last index, same boundary
+ * terms (the entries themselves are compared by mem_verify). */
+static int mem_check_bounds(struct sim *s, struct sim_node *nd)
+{
+	if (raft_last_index(nd->r) == mem_last(nd) && raft_first_index(nd->r) == nd->mem_first &&
+	    raft_term_at(nd->r, mem_last(nd)) == mem_last_term(nd) &&
+	    raft_term_at(nd->r, nd->mem_first - 1) == nd->mem_prev_term)
+		return 0;
+	sim_fail(s, "Contract",
+		 "node %llu: its log (first %llu, last %llu) does not match its updates (first "
+		 "%llu, last %llu)",
+		 (unsigned long long)nd->id, (unsigned long long)raft_first_index(nd->r),
+		 (unsigned long long)raft_last_index(nd->r), (unsigned long long)nd->mem_first,
+		 (unsigned long long)mem_last(nd));
+	return SIM_EFAILED;
 }
 
 /* Follows the in-memory log through the update (truncate_from, entries) and checks that the
@@ -1231,17 +1383,24 @@ static int mem_verify(struct sim *s, struct sim_node *nd, raft_index from, raft_
 static int mem_update(struct sim *s, struct sim_node *nd, const struct raft_update *u)
 {
 	if (u->truncate_from != 0) {
-		if (u->truncate_from > nd->mem_n + 1) {
+		if (u->truncate_from > mem_last(nd) + 1 || u->truncate_from < nd->mem_first) {
 			sim_fail(s, "Contract",
-				 "node %llu: truncate_from %llu beyond its log (last %zu)",
+				 "node %llu: truncate_from %llu outside its log (%llu..%llu)",
 				 (unsigned long long)nd->id, (unsigned long long)u->truncate_from,
-				 nd->mem_n);
+				 (unsigned long long)nd->mem_first,
+				 (unsigned long long)mem_last(nd));
 			return SIM_EFAILED;
 		}
-		nd->mem_n = u->truncate_from - 1;
+		nd->mem_n = u->truncate_from - nd->mem_first;
 		mem_dirty(nd, u->truncate_from);
 	}
-	raft_index first_new = nd->mem_n + 1;
+	if ((u->truncate_from != 0 || u->n_entries > 0) && raft_installing(nd->r)) {
+		sim_fail(s, "Contract",
+			 "node %llu was handed log writes while installing a snapshot",
+			 (unsigned long long)nd->id);
+		return SIM_EFAILED;
+	}
+	raft_index first_new = mem_last(nd) + 1;
 	if (u->n_entries > 0) {
 		if (GROW(nd->mem, nd->mem_cap, nd->mem_n + u->n_entries) != 0)
 			return fail_nomem(s);
@@ -1249,32 +1408,50 @@ static int mem_update(struct sim *s, struct sim_node *nd, const struct raft_upda
 	}
 	for (size_t i = 0; i < u->n_entries; i++) {
 		const struct raft_entry *e = &u->entries[i];
-		raft_term prev = nd->mem_n ? nd->mem[nd->mem_n - 1].term : 0;
-		if (e->index != nd->mem_n + 1 || e->term < prev) {
-			sim_fail(
-			    s, "Contract",
-			    "node %llu: update entry %zu is index %llu term %llu, after index %zu "
-			    "term %llu%s",
-			    (unsigned long long)nd->id, i, (unsigned long long)e->index,
-			    (unsigned long long)e->term, nd->mem_n, (unsigned long long)prev,
-			    u->truncate_from ? "" : " (no truncate_from)");
+		raft_term prev = mem_last_term(nd);
+		if (e->index != mem_last(nd) + 1 || e->term < prev) {
+			sim_fail(s, "Contract",
+				 "node %llu: update entry %zu is index %llu term %llu, after index "
+				 "%llu term %llu%s",
+				 (unsigned long long)nd->id, i, (unsigned long long)e->index,
+				 (unsigned long long)e->term, (unsigned long long)mem_last(nd),
+				 (unsigned long long)prev,
+				 u->truncate_from ? "" : " (no truncate_from)");
 			return SIM_EFAILED;
 		}
 		nd->mem[nd->mem_n++] =
 		    (struct checker_entry){.term = e->term, .hash = entry_hash(e)};
 	}
-	if (raft_last_index(nd->r) != nd->mem_n || raft_first_index(nd->r) > 1 ||
-	    (nd->mem_n > 0 && raft_term_at(nd->r, nd->mem_n) != nd->mem[nd->mem_n - 1].term)) {
-		sim_fail(s, "Contract",
-			 "node %llu: its log (first %llu, last %llu) does not match its updates "
-			 "(last %zu)",
-			 (unsigned long long)nd->id, (unsigned long long)raft_first_index(nd->r),
-			 (unsigned long long)raft_last_index(nd->r), nd->mem_n);
-		return SIM_EFAILED;
-	}
+	int rv = mem_check_bounds(s, nd);
+	if (rv != 0)
+		return rv;
 	if (u->n_entries > 0)
-		return mem_verify(s, nd, first_new, nd->mem_n);
+		return mem_verify(s, nd, first_new, mem_last(nd));
 	return 0;
+}
+
+/* The host compacted or installed: the front of the mirror goes (raft_compact) or all of it
+ * (an install: the log restarts after the snapshot). */
+static void mem_compact(struct sim_node *nd, raft_index upto, raft_term term)
+{
+	if (upto < nd->mem_first)
+		return;
+	size_t k = upto - nd->mem_first + 1;
+	if (k > nd->mem_n)
+		k = nd->mem_n;
+	if (k < nd->mem_n)
+		memmove(nd->mem, nd->mem + k, (nd->mem_n - k) * sizeof(*nd->mem));
+	nd->mem_n -= k;
+	nd->mem_first = upto + 1;
+	nd->mem_prev_term = term;
+}
+
+static void mem_reset(struct sim_node *nd, raft_index index, raft_term term)
+{
+	nd->mem_n = 0;
+	nd->mem_first = index + 1;
+	nd->mem_prev_term = term;
+	nd->mem_unchanged = 0;
 }
 
 static int apply_committed(struct sim *s, struct sim_node *nd, const struct raft_update *u)
@@ -1293,14 +1470,15 @@ static int apply_committed(struct sim *s, struct sim_node *nd, const struct raft
 			return SIM_EFAILED;
 		}
 		/* raft.h step 3: only entries this host has already persisted. */
-		if (e->index > nd->disk_n || nd->disk[e->index - 1].term != e->term ||
-		    nd->disk[e->index - 1].hash != h) {
+		const struct sim_entry *d = disk_get(nd, e->index);
+		if (d == NULL || d->term != e->term || d->hash != h) {
 			sim_fail(
 			    s, "Contract",
 			    "node %llu was handed committed index %llu term %llu, which is not "
-			    "on its disk (disk last %zu)",
+			    "on its disk (disk %llu..%llu)",
 			    (unsigned long long)nd->id, (unsigned long long)e->index,
-			    (unsigned long long)e->term, nd->disk_n);
+			    (unsigned long long)e->term, (unsigned long long)nd->disk_first,
+			    (unsigned long long)disk_last(nd));
 			return SIM_EFAILED;
 		}
 		if (GROW(nd->sm, nd->sm_cap, nd->sm_n + 1) != 0)
@@ -1330,13 +1508,12 @@ static void set_timer(struct sim *s, struct sim_node *nd, uint64_t at)
  * raft_persisted), or a few crashes could lose a committed entry. */
 static int check_durable(struct sim *s, const struct sim_node *leader, raft_index index)
 {
-	raft_term term = leader->mem[index - 1].term;
+	const struct checker_entry *e = mem_get(leader, index);
+	raft_term term = e ? e->term : 0;
 	unsigned copies = 0;
-	for (unsigned i = 0; i < s->n; i++) {
-		const struct sim_node *nd = &s->nodes[i];
-		if (nd->disk_n >= index && nd->disk[index - 1].term == term)
+	for (unsigned i = 0; i < s->n; i++)
+		if (disk_term_at(&s->nodes[i], index) == term)
 			copies++;
-	}
 	if (copies * 2 > s->n)
 		return 0;
 	sim_fail(s, "Durable Commit",
@@ -1344,6 +1521,392 @@ static int check_durable(struct sim *s, const struct sim_node *leader, raft_inde
 		 (unsigned long long)leader->id, (unsigned long long)index,
 		 (unsigned long long)term, copies, s->n);
 	return SIM_EFAILED;
+}
+
+/* ---- snapshots: compaction, transfer, install (raft.h SNAPSHOTS) */
+
+static void compact_draw_threshold(struct sim *s, struct sim_node *nd)
+{
+	const struct sim_snapshot_options *o = &s->opts.snap;
+	nd->compact_threshold = sim_rng_range(&s->rng, o->compact_min, o->compact_max);
+}
+
+/* The host compacts up to `upto` (<= its applied index): its disk log, then the core. */
+static int compact_now(struct sim *s, struct sim_node *nd, raft_index upto)
+{
+	if (upto > nd->sm_n) {
+		sim_fail(s, "Contract",
+			 "node %llu's host compacts up to %llu beyond its applied %zu",
+			 (unsigned long long)nd->id, (unsigned long long)upto, nd->sm_n);
+		return SIM_EFAILED;
+	}
+	if (upto < nd->mem_first && upto < nd->disk_first)
+		return 0; /* an install got there first */
+	if (upto >= nd->disk_first) {
+		size_t k = upto - nd->disk_first + 1;
+		raft_term disk_term = disk_term_at(nd, upto);
+		for (size_t i = 0; i < k; i++)
+			free(nd->disk[i].data);
+		if (k < nd->disk_n)
+			memmove(nd->disk, nd->disk + k, (nd->disk_n - k) * sizeof(*nd->disk));
+		nd->disk_n -= k;
+		nd->disk_first = upto + 1;
+		nd->disk_prev_term = disk_term;
+	}
+	raft_term term = raft_term_at(nd->r, upto);
+	int rv = raft_compact(nd->r, upto);
+	if (rv != 0) {
+		sim_fail(s, "Contract", "raft_compact(%llu) on node %llu (applied %zu): %s",
+			 (unsigned long long)upto, (unsigned long long)nd->id, nd->sm_n,
+			 raft_strerror(rv));
+		return SIM_EFAILED;
+	}
+	if (upto >= nd->mem_first) {
+		mem_compact(nd, upto, term);
+		s->stats.compactions++;
+		struct sim_trace_rec *t = tr_new(s, TR_COMPACT, nd->id);
+		t->a = upto;
+		tr_done(s, t);
+	}
+	return mem_check_bounds(s, nd);
+}
+
+/* The seeded compaction policy, after each update: once the applied part of the log exceeds
+ * the node's threshold, compact to applied minus a random trail after a disk delay. */
+static int compact_maybe(struct sim *s, struct sim_node *nd)
+{
+	const struct sim_snapshot_options *o = &s->opts.snap;
+	if (!o->enabled || nd->compact_pending || nd->r == NULL)
+		return 0;
+	raft_index first = nd->mem_first;
+	if (nd->sm_n < first || nd->sm_n - (first - 1) <= nd->compact_threshold)
+		return 0;
+	raft_index trail = sim_rng_range(&s->rng, 0, o->trail_max);
+	raft_index upto = nd->sm_n > trail ? nd->sm_n - trail : 0;
+	if (upto < first)
+		upto = first;
+	nd->compact_pending = true;
+	struct sim_event ev = {.time = s->now +
+				       sim_rng_range(&s->rng, nd->disk_min_ms, nd->disk_max_ms),
+			       .kind = EV_COMPACT,
+			       .node = (uint8_t)nd->id,
+			       .gen = nd->incarnation,
+			       .index = upto};
+	return ev_push(s, ev);
+}
+
+static int compact_event(struct sim *s, struct sim_node *nd, raft_index upto)
+{
+	nd->compact_pending = false;
+	compact_draw_threshold(s, nd);
+	int rv = compact_now(s, nd, upto);
+	if (rv != 0)
+		return rv;
+	return node_process_update(s, nd);
+}
+
+int sim_compact(struct sim *s, raft_id id, raft_index index)
+{
+	struct sim_node *nd = node_get(s, id);
+	if (nd == NULL)
+		return SIM_EINVAL;
+	if (s->failed)
+		return SIM_EFAILED;
+	if (nd->r == NULL)
+		return SIM_EDOWN;
+	if (index > nd->sm_n)
+		return SIM_EINVAL;
+	int rv = compact_now(s, nd, index);
+	if (rv == 0)
+		rv = node_process_update(s, nd);
+	if (rv == 0)
+		rv = sim_check(s);
+	return rv;
+}
+
+static void snap_unref(struct sim_snap *sn)
+{
+	if (sn != NULL && --sn->refs == 0) {
+		free(sn->hist);
+		free(sn);
+	}
+}
+
+/* Lost, as a trace line says why. */
+static void snap_lose(struct sim *s, struct sim_snap *sn, raft_id node, const char *why)
+{
+	if (!sn->lost) {
+		sn->lost = true;
+		s->stats.snapshots_lost++;
+	}
+	struct sim_trace_rec *t = tr_new(s, TR_SNAP_SENT, node);
+	t->a = sn->to;
+	snprintf(t->note, sizeof(t->note), "lost: %s", why);
+	tr_done(s, t);
+}
+
+/* The host of `nd` streams its state machine at its applied index to `to`, tagged with `term`
+ * (raft.h step 2b: the term of the update that asked). One "message" through the network, with
+ * its own faults. */
+static int snap_start(struct sim *s, struct sim_node *nd, raft_id to, raft_term term, bool report)
+{
+	struct sim_node *dst = node_get(s, to);
+	raft_index a = nd->sm_n;
+	if (dst == NULL || to == nd->id || a == 0) {
+		sim_fail(
+		    s, "Contract",
+		    "node %llu was asked for a snapshot to node %llu with %llu entries applied",
+		    (unsigned long long)nd->id, (unsigned long long)to, (unsigned long long)a);
+		return SIM_EFAILED;
+	}
+	/* The state machine is applied, hence committed, state: never anything else. */
+	if (a > checker_committed(s->ck)) {
+		sim_fail(s, "Snapshot Safety",
+			 "node %llu's snapshot at %llu is beyond the %llu entries known committed",
+			 (unsigned long long)nd->id, (unsigned long long)a,
+			 (unsigned long long)checker_committed(s->ck));
+		return SIM_EFAILED;
+	}
+	struct sim_snap *sn = calloc(1, sizeof(*sn));
+	if (sn == NULL)
+		return fail_nomem(s);
+	sn->hist = malloc(a * sizeof(*sn->hist));
+	if (sn->hist == NULL) {
+		free(sn);
+		return fail_nomem(s);
+	}
+	memcpy(sn->hist, nd->sm, a * sizeof(*sn->hist));
+	sn->from = nd->id;
+	sn->to = to;
+	sn->from_gen = nd->incarnation;
+	sn->to_gen = dst->incarnation;
+	sn->term = term;
+	sn->index = a;
+	sn->index_term = nd->sm[a - 1].term;
+	sn->report = report;
+	s->stats.snapshots_asked++;
+
+	const struct sim_net_options *net = &s->opts.net;
+	struct raft_message fm = {.type = SIM_MSG_SNAPSHOT,
+				  .from = nd->id,
+				  .to = to,
+				  .term = sn->term,
+				  .prev_index = a,
+				  .prev_term = sn->index_term};
+	const char *why = NULL;
+	if (s->filter != NULL && s->filter(s->filter_ctx, s, &fm) != SIM_PASS) {
+		s->stats.filter_drops++;
+		why = "filter";
+	} else if (s->cut[nd->id][to]) {
+		why = "link cut";
+	} else if (sim_rng_chance(&s->rng, net->drop_rate)) {
+		why = "random loss";
+	}
+	uint64_t dur = sim_rng_range(&s->rng, net->latency_min_ms, net->latency_max_ms) +
+		       a / SIM_SNAP_ENTRIES_PER_MS +
+		       sim_rng_range(&s->rng, 0, s->opts.snap.transfer_extra_ms);
+	struct sim_trace_rec *t = tr_new(s, TR_SNAP_SEND, nd->id);
+	t->a = to;
+	t->b = a;
+	t->c = sn->index_term;
+	if (why != NULL)
+		snprintf(t->note, sizeof(t->note), "%s", why);
+	tr_done(s, t);
+	if (why != NULL) {
+		sn->lost = true;
+		s->stats.snapshots_lost++;
+		dur = sim_rng_range(&s->rng, 1, dur); /* the stream breaks somewhere along */
+	}
+	/* The sender's end, then (unless already lost) the receiver's a latency later. */
+	sn->refs = 1;
+	struct sim_event ev = {
+	    .time = s->now + dur, .kind = EV_SNAP_SENT, .node = (uint8_t)nd->id, .snap = sn};
+	int rv = ev_push(s, ev);
+	if (rv != 0) {
+		snap_unref(sn);
+		return rv;
+	}
+	if (sn->lost)
+		return 0;
+	sn->refs++;
+	ev = (struct sim_event){
+	    .time = s->now + dur + sim_rng_range(&s->rng, net->latency_min_ms, net->latency_max_ms),
+	    .kind = EV_SNAP_ARRIVE,
+	    .node = (uint8_t)to,
+	    .snap = sn};
+	rv = ev_push(s, ev);
+	if (rv != 0)
+		snap_unref(sn);
+	return rv;
+}
+
+int sim_send_snapshot(struct sim *s, raft_id from, raft_id to)
+{
+	struct sim_node *nd = node_get(s, from);
+	if (nd == NULL || node_get(s, to) == NULL || from == to)
+		return SIM_EINVAL;
+	if (s->failed)
+		return SIM_EFAILED;
+	if (nd->r == NULL)
+		return SIM_EDOWN;
+	if (nd->sm_n == 0)
+		return SIM_EINVAL;
+	int rv = snap_start(s, nd, to, raft_current_term(nd->r), false);
+	return rv != 0 ? rv : sim_check(s);
+}
+
+/* The sender's host is done streaming: it reports how (or, sometimes, when the stream broke,
+ * never reports at all: the core must give up by itself). */
+static int snap_sent(struct sim *s, struct sim_snap *sn)
+{
+	struct sim_node *nd = node_get(s, sn->from);
+	struct sim_node *dst = node_get(s, sn->to);
+	if (nd->r == NULL || nd->incarnation != sn->from_gen) {
+		if (!sn->lost)
+			snap_lose(s, sn, sn->from, "the sender crashed");
+		return 0;
+	}
+	if (!sn->lost) {
+		if (s->cut[sn->from][sn->to])
+			snap_lose(s, sn, sn->from, "link cut");
+		else if (dst->r == NULL || dst->incarnation != sn->to_gen)
+			snap_lose(s, sn, sn->from, "the receiver crashed");
+	}
+	if (!sn->report)
+		return 0;
+	if (sn->lost && sim_rng_chance(&s->rng, s->opts.snap.no_report_rate)) {
+		s->stats.snapshots_unreported++;
+		struct sim_trace_rec *t = tr_new(s, TR_SNAP_SENT, nd->id);
+		t->a = sn->to;
+		snprintf(t->note, sizeof(t->note), "broke: never reported");
+		tr_done(s, t);
+		return 0;
+	}
+	struct sim_trace_rec *t = tr_new(s, TR_SNAP_SENT, nd->id);
+	t->a = sn->to;
+	snprintf(t->note, sizeof(t->note), "%s",
+		 sn->lost ? "reported failed" : "sent, reported ok");
+	tr_done(s, t);
+	int rv = raft_snapshot_sent(nd->r, s->now, sn->to, !sn->lost);
+	if (rv != 0) {
+		sim_fail(s, "Contract", "raft_snapshot_sent on node %llu: %s",
+			 (unsigned long long)nd->id, raft_strerror(rv));
+		return SIM_EFAILED;
+	}
+	return node_process_update(s, nd);
+}
+
+/* The receiver's host has the whole snapshot: ask the core, and install it if told to (a
+ * persist request of its own, after those already queued). */
+static int snap_arrive(struct sim *s, struct sim_snap *sn)
+{
+	struct sim_node *nd = node_get(s, sn->to);
+	if (sn->lost)
+		return 0;
+	if (nd->r == NULL || nd->incarnation != sn->to_gen) {
+		snap_lose(s, sn, sn->to, "the receiver crashed");
+		return 0;
+	}
+	if (s->cut[sn->from][sn->to]) {
+		snap_lose(s, sn, sn->to, "link cut");
+		return 0;
+	}
+	bool install = false;
+	s->stats.snapshots_offered++;
+	int rv = raft_snapshot_offer(nd->r, s->now, sn->from, sn->term, sn->index, sn->index_term,
+				     &install);
+	struct sim_trace_rec *t = tr_new(s, TR_SNAP_ARRIVE, nd->id);
+	t->a = sn->from;
+	t->b = sn->index;
+	t->c = sn->index_term;
+	snprintf(t->note, sizeof(t->note), "(tag term %llu): %s", (unsigned long long)sn->term,
+		 install ? "install" : "not needed");
+	tr_done(s, t);
+	if (rv != 0) {
+		sim_fail(s, "Contract", "raft_snapshot_offer on node %llu: %s",
+			 (unsigned long long)nd->id, raft_strerror(rv));
+		return SIM_EFAILED;
+	}
+	if (!install) {
+		s->stats.snapshots_declined++;
+		return node_process_update(s, nd);
+	}
+	struct sim_persist *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return fail_nomem(s);
+	p->install = true;
+	p->snap_index = sn->index;
+	p->snap_term = sn->index_term;
+	p->snap_hist = sn->hist; /* the install owns the data now */
+	sn->hist = NULL;
+	if (nd->pq_tail)
+		nd->pq_tail->next = p;
+	else
+		nd->pq_head = p;
+	nd->pq_tail = p;
+	nd->pq_len++;
+	if (nd->batch == 0 && (rv = disk_start(s, nd)) != 0)
+		return rv;
+	/* A crash in the middle of an install must leave the node as it was. */
+	if ((rv = chaos_crash_maybe(s, nd, SIM_INSTALL_CRASH_BOOST)) != 0)
+		return rv;
+	return node_process_update(s, nd);
+}
+
+/* The install is durable (or failed): replace the disk log and the state machine, tell the
+ * core, follow the log in the mirror. */
+static int install_complete(struct sim *s, struct sim_node *nd)
+{
+	struct sim_persist *p = nd->pq_head;
+	nd->pq_head = p->next;
+	if (nd->pq_head == NULL)
+		nd->pq_tail = NULL;
+	nd->pq_len--;
+	nd->batch = 0;
+	s->stats.persist_batches++;
+	bool ok = !sim_rng_chance(&s->rng, s->opts.snap.install_fail_rate);
+	raft_index index = p->snap_index;
+	raft_term term = p->snap_term;
+	if (ok) {
+		for (size_t i = 0; i < nd->disk_n; i++)
+			free(nd->disk[i].data);
+		nd->disk_n = 0;
+		nd->disk_first = index + 1;
+		nd->disk_prev_term = term;
+		if (GROW(nd->sm, nd->sm_cap, index) != 0) {
+			persist_free(p);
+			return fail_nomem(s);
+		}
+		memcpy(nd->sm, p->snap_hist, index * sizeof(*nd->sm));
+		nd->sm_n = index;
+		nd->sm_generation++;
+		s->stats.snapshots_installed++;
+	} else {
+		s->stats.installs_failed++;
+	}
+	persist_free(p);
+	struct sim_trace_rec *t = tr_new(s, TR_INSTALL, nd->id);
+	t->a = index;
+	t->b = term;
+	snprintf(t->note, sizeof(t->note), "%s", ok ? "durable" : "FAILED (nothing changed)");
+	tr_done(s, t);
+	int rv = raft_snapshot_installed(nd->r, s->now, index, term, ok);
+	if (rv != 0) {
+		sim_fail(s, "Contract", "raft_snapshot_installed on node %llu: %s",
+			 (unsigned long long)nd->id, raft_strerror(rv));
+		return SIM_EFAILED;
+	}
+	if (ok) {
+		mem_reset(nd, index, term);
+		if ((rv = mem_check_bounds(s, nd)) != 0)
+			return rv;
+		reads_on_apply(s, nd);
+	}
+	if ((rv = node_process_update(s, nd)) != 0)
+		return rv;
+	if (nd->batch == 0 && nd->pq_len > 0)
+		return disk_start(s, nd);
+	return 0;
 }
 
 /* Collects and carries out a node's update in raft.h's order: persist, send, apply, reads. */
@@ -1363,7 +1926,24 @@ static int node_process_update(struct sim *s, struct sim_node *nd)
 	for (size_t i = 0; i < u.n_messages; i++)
 		if ((rv = net_send(s, nd->id, &u.messages[i])) != 0)
 			return rv;
+	for (size_t i = 0; i < u.n_send_snapshot; i++) {
+		if (!s->opts.snap.enabled) {
+			sim_fail(s, "Contract",
+				 "node %llu asked for a snapshot but never compacted",
+				 (unsigned long long)nd->id);
+			return SIM_EFAILED;
+		}
+		if ((rv = snap_start(s, nd, u.send_snapshot[i], u.term, true)) != 0)
+			return rv;
+	}
+	if (u.n_committed > 0 && raft_installing(nd->r)) {
+		sim_fail(s, "Contract", "node %llu was handed committed entries while installing",
+			 (unsigned long long)nd->id);
+		return SIM_EFAILED;
+	}
 	if ((rv = apply_committed(s, nd, &u)) != 0)
+		return rv;
+	if ((rv = compact_maybe(s, nd)) != 0)
 		return rv;
 	for (size_t i = 0; i < u.n_reads; i++)
 		if ((rv = read_result(s, nd, &u.reads[i])) != 0)
@@ -1411,17 +1991,19 @@ static int node_start(struct sim *s, struct sim_node *nd)
 	cfg.configuration.n = s->n;
 	cfg.rand = node_rand;
 	cfg.rand_ctx = &nd->rng;
-	if (nd->sm_n > nd->disk_n) {
+	if (nd->sm_n > disk_last(nd) || nd->sm_n + 1 < nd->disk_first) {
 		sim_fail(s, "Contract",
-			 "node %llu applied %zu entries but only %zu are on its disk",
-			 (unsigned long long)nd->id, nd->sm_n, nd->disk_n);
+			 "node %llu applied %zu entries but its disk log is %llu..%llu",
+			 (unsigned long long)nd->id, nd->sm_n, (unsigned long long)nd->disk_first,
+			 (unsigned long long)disk_last(nd));
 		return SIM_EFAILED;
 	}
+	/* A compacted disk: the log starts after the state machine's snapshot. */
 	struct raft_initial_state st = {
 	    .term = nd->disk_term,
 	    .vote = nd->disk_vote,
-	    .first_index = 1,
-	    .prev_term = 0,
+	    .first_index = nd->disk_first,
+	    .prev_term = nd->disk_prev_term,
 	    .n_entries = nd->disk_n,
 	    .applied = nd->sm_n,
 	};
@@ -1432,7 +2014,7 @@ static int node_start(struct sim *s, struct sim_node *nd)
 	}
 	for (size_t i = 0; i < nd->disk_n; i++)
 		st.entries[i] = (struct raft_entry){.term = nd->disk[i].term,
-						    .index = i + 1,
+						    .index = nd->disk_first + i,
 						    .type = nd->disk[i].type,
 						    .data = nd->disk[i].data,
 						    .len = nd->disk[i].len};
@@ -1451,13 +2033,17 @@ static int node_start(struct sim *s, struct sim_node *nd)
 		nd->mem[i] =
 		    (struct checker_entry){.term = nd->disk[i].term, .hash = nd->disk[i].hash};
 	nd->mem_n = nd->disk_n;
+	nd->mem_first = nd->disk_first;
+	nd->mem_prev_term = nd->disk_prev_term;
 	nd->mem_unchanged = 0;
 	nd->role = 0;
 	nd->term = 0;
 	nd->leader = 0;
 	nd->commit = 0;
 	nd->timer_at = SIM_NO_TIMER;
-	if (nd->disk_n > 0 && (rv = mem_verify(s, nd, 1, nd->disk_n)) != 0)
+	if ((rv = mem_check_bounds(s, nd)) != 0)
+		return rv;
+	if (nd->disk_n > 0 && (rv = mem_verify(s, nd, nd->mem_first, mem_last(nd))) != 0)
 		return rv;
 	return node_process_update(s, nd);
 }
@@ -1474,6 +2060,10 @@ static void stats_add(struct raft_stats *a, const struct raft_stats *b)
 	a->heartbeats_sent += b->heartbeats_sent;
 	a->read_rounds += b->read_rounds;
 	a->transfers += b->transfers;
+	a->snapshots_sent += b->snapshots_sent;
+	a->snapshots_aborted += b->snapshots_aborted;
+	a->snapshots_installed += b->snapshots_installed;
+	a->compactions += b->compactions;
 }
 
 static void node_stop(struct sim *s, struct sim_node *nd)
@@ -1484,7 +2074,8 @@ static void node_stop(struct sim *s, struct sim_node *nd)
 	raft_close(nd->r);
 	nd->r = NULL;
 	persist_queue_clear(nd);
-	nd->incarnation++; /* invalidates its scheduled disk completion */
+	nd->incarnation++; /* invalidates its scheduled disk completion and compaction */
+	nd->compact_pending = false;
 	nd->mem_n = 0;
 	nd->timer_at = SIM_NO_TIMER;
 	nd->role = 0;
@@ -1499,6 +2090,9 @@ static void node_crash(struct sim *s, struct sim_node *nd, bool chaos)
 	t->a = nd->pq_len;
 	t->code = chaos;
 	tr_done(s, t);
+	for (const struct sim_persist *p = nd->pq_head; p != NULL; p = p->next)
+		if (p->install)
+			s->stats.installs_crashed++; /* nothing of it reached the disk */
 	nd->crash_pending = false;
 	node_stop(s, nd);
 	s->stats.crashes++;
@@ -1619,13 +2213,16 @@ static int sim_check(struct sim *s)
 		cn->commit = nd->commit;
 		cn->log = nd->mem;
 		cn->n_log = nd->mem_n;
+		cn->log_first = nd->mem_first;
+		cn->prev_term = nd->mem_prev_term;
+		cn->sm_generation = nd->sm_generation;
 		cn->log_unchanged = nd->mem_unchanged;
 		cn->applied = nd->sm;
 		cn->n_applied = nd->sm_n;
 	}
 	int v = checker_step(s->ck, s->cknodes, s->n);
 	for (unsigned i = 0; i < s->n; i++)
-		s->nodes[i].mem_unchanged = s->nodes[i].mem_n;
+		s->nodes[i].mem_unchanged = mem_last(&s->nodes[i]);
 	if (v != CHECKER_OK) {
 		sim_fail(s, checker_name(v), "%s", checker_message(s->ck));
 		return SIM_EFAILED;
@@ -1633,7 +2230,7 @@ static int sim_check(struct sim *s)
 	if (s->stats.steps % SIM_FULL_VERIFY_EVERY == 0) {
 		struct sim_node *nd = &s->nodes[(s->stats.steps / SIM_FULL_VERIFY_EVERY) % s->n];
 		if (nd->r != NULL && nd->mem_n > 0)
-			return mem_verify(s, nd, 1, nd->mem_n);
+			return mem_verify(s, nd, nd->mem_first, mem_last(nd));
 	}
 	return 0;
 }
@@ -1748,6 +2345,16 @@ int sim_step(struct sim *s)
 			struct sim_node *nd = node_get(s, ev.node);
 			if (nd != NULL && nd->r == NULL && nd->incarnation == ev.gen)
 				rv = chaos_restart(s, nd);
+		} else if (ev.kind == EV_COMPACT) {
+			struct sim_node *nd = node_get(s, ev.node);
+			if (nd != NULL && nd->r != NULL && nd->incarnation == ev.gen)
+				rv = compact_event(s, nd, ev.index);
+		} else if (ev.kind == EV_SNAP_SENT) {
+			rv = snap_sent(s, ev.snap);
+			snap_unref(ev.snap);
+		} else if (ev.kind == EV_SNAP_ARRIVE) {
+			rv = snap_arrive(s, ev.snap);
+			snap_unref(ev.snap);
 		}
 	}
 	if (rv != 0)
@@ -1873,8 +2480,8 @@ int sim_propose(struct sim *s, raft_id node, size_t n, uint64_t *first_id)
 	/* The entries must now be in the leader's log where raft_propose said. */
 	for (size_t i = 0; i < n; i++) {
 		const struct sim_proposal *p = &s->props[s->props_n - n + i];
-		if (p->index > nd->mem_n || nd->mem[p->index - 1].term != p->term ||
-		    nd->mem[p->index - 1].hash != p->hash) {
+		const struct checker_entry *e = mem_get(nd, p->index);
+		if (e == NULL || e->term != p->term || e->hash != p->hash) {
 			sim_fail(s, "Contract",
 				 "raft_propose on node %llu returned index %llu term %llu, but its "
 				 "log holds something else there",
@@ -2027,15 +2634,19 @@ raft_index sim_committed(const struct sim *s)
 raft_index sim_disk_last_index(const struct sim *s, raft_id id)
 {
 	const struct sim_node *nd = node_cget(s, id);
-	return nd ? nd->disk_n : 0;
+	return nd ? disk_last(nd) : 0;
+}
+
+raft_index sim_disk_first_index(const struct sim *s, raft_id id)
+{
+	const struct sim_node *nd = node_cget(s, id);
+	return nd ? nd->disk_first : 0;
 }
 
 raft_term sim_disk_term_at(const struct sim *s, raft_id id, raft_index index)
 {
 	const struct sim_node *nd = node_cget(s, id);
-	if (nd == NULL || index < 1 || index > nd->disk_n)
-		return 0;
-	return nd->disk[index - 1].term;
+	return nd ? disk_term_at(nd, index) : 0;
 }
 
 raft_term sim_disk_term(const struct sim *s, raft_id id)
@@ -2096,6 +2707,10 @@ void sim_options_default(struct sim_options *o, unsigned n_nodes, uint64_t seed)
 	o->net.reorder_extra_ms = 50;
 	o->disk_min_ms = 0;
 	o->disk_max_ms = 2;
+	o->snap.compact_min = 2;
+	o->snap.compact_max = 50;
+	o->snap.trail_max = 10;
+	o->snap.no_report_rate = 0.25;
 }
 
 int sim_create(struct sim **out, const struct sim_options *o)
@@ -2122,6 +2737,10 @@ int sim_create(struct sim **out, const struct sim_options *o)
 		nd->disk_min_ms = o->disk_min_ms;
 		nd->disk_max_ms = o->disk_max_ms;
 		nd->timer_at = SIM_NO_TIMER;
+		nd->disk_first = 1;
+		nd->mem_first = 1;
+		if (o->snap.enabled)
+			compact_draw_threshold(s, nd);
 	}
 	int rv = 0;
 	for (unsigned i = 0; i < s->n && rv == 0; i++)
@@ -2151,8 +2770,10 @@ void sim_destroy(struct sim *s)
 		free(nd->mem);
 		free(nd->sm);
 	}
-	for (size_t i = 0; i < s->heap_n; i++)
+	for (size_t i = 0; i < s->heap_n; i++) {
 		msg_free(s->heap[i].msg);
+		snap_unref(s->heap[i].snap);
+	}
 	free(s->heap);
 	for (size_t i = 0; i < s->held_n; i++)
 		msg_free(s->held[i]);
@@ -2222,6 +2843,7 @@ int sim_check_liveness(struct sim *s, uint64_t max_ms)
 	if (s->failed)
 		return SIM_EFAILED;
 	s->opts.crash_rate = 0;
+	s->opts.snap.install_fail_rate = 0;
 	uint64_t healed_at = s->now;
 	uint64_t deadline = s->now + max_ms;
 	/* A healed network is a healthy one: no loss, duplication or reordering, LAN latency. */

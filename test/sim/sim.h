@@ -5,6 +5,8 @@
 /*
  * The simulator owns N nodes (ids 1..N), each with a raft core, a simulated disk, a queue of
  * persist requests and a state machine, plus a network, a virtual clock and a seeded PRNG.
+ * With snapshots on (sim_options.snap), hosts compact their logs, leaders' hosts stream their
+ * state machine to followers that need compacted entries, and followers install it.
  * Everything happens as events in one priority queue ordered by (time, sequence number), so a
  * seed reproduces a run exactly. After every event (and every action taken through this API)
  * the invariant checker (checker.h) runs over all nodes; the first violation stops the
@@ -46,6 +48,11 @@ uint64_t sim_rng_range(struct sim_rng *r, uint64_t lo, uint64_t hi);
 /* True with probability p (0 <= p <= 1). */
 bool sim_rng_chance(struct sim_rng *r, double p);
 
+/* Snapshot transfers as filters (and traces) see them: never handed to a core. `term` is the
+ * tag (the sender's term when asked), prev_index / prev_term the snapshot's last entry. A
+ * filter may PASS or DROP one (HOLD counts as DROP). */
+#define SIM_MSG_SNAPSHOT 15
+
 /* ---- options */
 struct sim_net_options {
 	double drop_rate; /* each message is lost with this probability */
@@ -58,6 +65,24 @@ struct sim_net_options {
 	uint32_t latency_max_ms;
 	uint32_t reorder_extra_ms;
 };
+
+struct sim_snapshot_options {
+	bool enabled; /* hosts compact, leaders send snapshots, followers install them */
+	/* A host compacts once applied - (first_index - 1) exceeds a threshold drawn in
+	 * [compact_min, compact_max] (drawn again after each compaction), up to applied minus a
+	 * trail drawn in [0, trail_max]. The compaction completes after a disk delay. */
+	uint32_t compact_min, compact_max, trail_max;
+	/* A transfer takes a network latency, 1 ms per SIM_SNAP_ENTRIES_PER_MS applied entries,
+	 * and up to this much more. It is lost like a message (loss, cuts at its start, its end
+	 * and on delivery, either end crashing meanwhile). */
+	uint32_t transfer_extra_ms;
+	/* A broken transfer is reported failed (raft_snapshot_sent !ok) except with this
+	 * probability, when the sender's host never reports it at all. */
+	double no_report_rate;
+	double install_fail_rate; /* an install fails (raft_snapshot_installed !ok) */
+};
+
+#define SIM_SNAP_ENTRIES_PER_MS 50 /* transfer and install speed, in entries per ms */
 
 struct sim_options {
 	uint64_t seed;
@@ -81,9 +106,12 @@ struct sim_options {
 	 * been answered (served or failed): off while the core may leave a forwarded read whose
 	 * request or answer was lost unanswered forever. */
 	bool liveness_all_reads;
+	struct sim_snapshot_options snap; /* off by default */
 };
 
-/* Defaults: a reliable network with 1-5 ms latency, 0-2 ms disks, the core's default timeouts. */
+/* Defaults: a reliable network with 1-5 ms latency, 0-2 ms disks, the core's default timeouts;
+ * snapshots off (snap.enabled) with thresholds 2..50, trail 0..10, no extra transfer time, a
+ * quarter of broken transfers unreported, no failed installs. */
 void sim_options_default(struct sim_options *o, unsigned n_nodes, uint64_t seed);
 
 struct sim;
@@ -135,6 +163,15 @@ size_t sim_held_count(const struct sim *s);
 /* Sends every held message now (normal latency, links and loss still apply) / drops them. */
 void sim_release_held(struct sim *s);
 void sim_drop_held(struct sim *s);
+
+/* ---- snapshots */
+/* The host of `id` compacts its log up to `index` now (disk, then raft_compact). Returns 0,
+ * SIM_EDOWN, SIM_EINVAL (index beyond its applied index), SIM_EFAILED. */
+int sim_compact(struct sim *s, raft_id id, raft_index index);
+/* The host of `from` streams its state machine to `to` as if its core had asked, tagged with
+ * its current term, without reporting the end to its core. Returns 0, SIM_EDOWN, SIM_EINVAL
+ * (nothing applied yet), SIM_EFAILED. */
+int sim_send_snapshot(struct sim *s, raft_id from, raft_id to);
 
 /* ---- clients */
 enum { SIM_PROP_PENDING = 0, SIM_PROP_COMMITTED = 1, SIM_PROP_LOST = 2 };
@@ -190,6 +227,8 @@ int sim_applied_entry(const struct sim *s, raft_id id, raft_index index, raft_te
 		      uint64_t *hash);
 raft_index sim_committed(const struct sim *s); /* highest index known committed anywhere */
 raft_index sim_disk_last_index(const struct sim *s, raft_id id);
+raft_index sim_disk_first_index(const struct sim *s, raft_id id); /* > 1 once compacted */
+/* Term of the entry at `index` on the node's disk, or in its state machine when compacted. */
 raft_term sim_disk_term_at(const struct sim *s, raft_id id, raft_index index);
 raft_term sim_disk_term(const struct sim *s, raft_id id);    /* persisted current term */
 raft_id sim_disk_vote(const struct sim *s, raft_id id);	     /* persisted vote */
@@ -208,8 +247,17 @@ struct sim_stats {
 	uint64_t persist_batches, persist_requests;
 	uint64_t proposals, proposals_committed, proposals_lost;
 	uint64_t reads, reads_served, reads_failed;
-	uint64_t max_append_entries; /* most entries seen in one AppendEntries */
-	struct raft_stats raft;	     /* summed over every core instance, closed ones included */
+	uint64_t max_append_entries;   /* most entries seen in one AppendEntries */
+	uint64_t compactions;	       /* host compactions that dropped entries */
+	uint64_t snapshots_asked;      /* transfers started (send_snapshot, sim_send_snapshot) */
+	uint64_t snapshots_lost;       /* ... that broke or were dropped */
+	uint64_t snapshots_unreported; /* ... broken ones the sender's host never reported */
+	uint64_t snapshots_offered;    /* ... complete, handed to raft_snapshot_offer */
+	uint64_t snapshots_declined;   /* ... which said not to install */
+	uint64_t snapshots_installed;  /* installs completed */
+	uint64_t installs_failed;      /* installs reported failed */
+	uint64_t installs_crashed;     /* installs lost to a crash of their node */
+	struct raft_stats raft;	       /* summed over every core instance, closed ones included */
 };
 void sim_get_stats(const struct sim *s, struct sim_stats *out);
 

@@ -33,6 +33,9 @@ struct totals {
 	uint64_t elections, leaders, commits, reads;
 	uint64_t drops, dups, partitions, crashes, restarts;
 	uint64_t virtual_ms, steps;
+	uint64_t compactions, snapshots_sent, snapshots_lost, snapshots_declined;
+	uint64_t snapshots_installed, installs_failed;
+	uint64_t snapshots_unreported, snapshots_aborted;
 };
 
 static void totals_add(struct totals *t, const struct fuzz_result *r)
@@ -55,6 +58,14 @@ static void totals_add(struct totals *t, const struct fuzz_result *r)
 	t->restarts += r->restarts;
 	t->virtual_ms += r->virtual_ms;
 	t->steps += r->steps;
+	t->compactions += r->compactions;
+	t->snapshots_sent += r->snapshots_sent;
+	t->snapshots_lost += r->snapshots_lost;
+	t->snapshots_declined += r->snapshots_declined;
+	t->snapshots_installed += r->snapshots_installed;
+	t->installs_failed += r->installs_failed;
+	t->snapshots_unreported += r->snapshots_unreported;
+	t->snapshots_aborted += r->snapshots_aborted;
 }
 
 static double wall_seconds(void)
@@ -77,6 +88,13 @@ static void totals_print(const struct totals *t, uint64_t start, unsigned jobs, 
 	printf("faults: drops %" PRIu64 ", dups %" PRIu64 ", partitions %" PRIu64
 	       ", crashes %" PRIu64 ", restarts %" PRIu64 "\n",
 	       t->drops, t->dups, t->partitions, t->crashes, t->restarts);
+	printf("snapshots: compactions %" PRIu64 ", sent %" PRIu64 " (lost %" PRIu64
+	       ", never reported %" PRIu64 ", given up by the leader %" PRIu64
+	       "), not needed %" PRIu64 ", installed %" PRIu64
+	       ", installs failed or crashed %" PRIu64 "\n",
+	       t->compactions, t->snapshots_sent, t->snapshots_lost, t->snapshots_unreported,
+	       t->snapshots_aborted, t->snapshots_declined, t->snapshots_installed,
+	       t->installs_failed);
 	printf("virtual time %" PRIu64 "h%02" PRIu64 "m%02" PRIu64 "s simulated in %.1fs wall time "
 	       "(%" PRIu64 " events)\n",
 	       vs / 3600, vs / 60 % 60, vs % 60, wall, t->steps);

@@ -55,6 +55,16 @@ static void set_log(raft_id id, const char *spec)
 		f->log[id - 1][k++] = e((raft_term)(p[0] - '0'), p[1]);
 	n->n_log = k;
 	n->log_unchanged = 0;
+	n->log_first = 0;
+	n->prev_term = 0;
+}
+
+/* A compacted log: entries before `first` are gone, the one at first - 1 had `prev_term`. */
+static void set_log_from(raft_id id, raft_index first, raft_term prev_term, const char *spec)
+{
+	set_log(id, spec);
+	f->nodes[id - 1].log_first = first;
+	f->nodes[id - 1].prev_term = prev_term;
 }
 
 static void set_applied(raft_id id, const char *spec)
@@ -64,6 +74,13 @@ static void set_applied(raft_id id, const char *spec)
 	for (const char *p = spec; p[0] && p[1]; p += 2)
 		f->sm[id - 1][k++] = e((raft_term)(p[0] - '0'), p[1]);
 	n->n_applied = k;
+}
+
+/* An installed snapshot replaces the state machine. */
+static void install(raft_id id, const char *spec)
+{
+	set_applied(id, spec);
+	f->nodes[id - 1].sm_generation++;
 }
 
 static void set_role(raft_id id, int role, raft_term term, raft_index commit)
@@ -327,6 +344,136 @@ START_TEST(test_state_machine_goes_back)
 }
 END_TEST
 
+/* ---- compaction and snapshots ---- */
+
+/* Legal: a leader compacts its committed prefix and stays complete; a follower with a
+ * divergent uncommitted suffix installs a snapshot and restarts its log after it; a node
+ * restarts from a compacted log. */
+START_TEST(test_compaction_and_install_pass)
+{
+	set_role(1, RAFT_LEADER, 2, 3);
+	set_log(1, "1a1b2c");
+	set_role(2, RAFT_FOLLOWER, 2, 3);
+	set_log(2, "1a1b2c");
+	set_role(3, RAFT_FOLLOWER, 4, 1); /* x, y: a deposed leader's, never committed */
+	set_log(3, "1a4x4y");
+	set_applied(1, "1a1b2c");
+	set_applied(3, "1a");
+	ASSERT_OK();
+	set_log_from(1, 3, 1, "2c2d"); /* compacted 1..2, appended d */
+	set_log_from(2, 4, 2, "");     /* compacted everything */
+	ASSERT_OK();
+	set_role(1, RAFT_LEADER, 2, 4);
+	set_applied(1, "1a1b2c2d");
+	ASSERT_OK();
+	/* Node 3 installs the snapshot at 4: its whole log goes, x and y included. */
+	install(3, "1a1b2c2d");
+	set_role(3, RAFT_FOLLOWER, 4, 4);
+	set_log_from(3, 5, 2, "");
+	ASSERT_OK();
+	set_log_from(3, 5, 2, "2e");
+	set_log_from(1, 3, 1, "2c2d2e");
+	ASSERT_OK();
+	/* Node 2 restarts from its compacted disk and catches up. */
+	f->nodes[1].incarnation++;
+	set_log_from(2, 4, 2, "2d2e");
+	ASSERT_OK();
+	/* A new leader whose log starts after entries committed earlier is complete. */
+	set_role(1, RAFT_FOLLOWER, 3, 4);
+	set_role(2, RAFT_LEADER, 3, 4);
+	ASSERT_OK();
+	ck_assert_uint_eq(checker_committed(f->c), 4);
+}
+END_TEST
+
+START_TEST(test_compacted_beyond_commit)
+{
+	set_role(1, RAFT_LEADER, 1, 2);
+	set_log(1, "1a1b1c");
+	ASSERT_OK();
+	set_log_from(1, 4, 1, "");
+	ASSERT_VIOLATION(CHECKER_SNAPSHOT_SAFETY);
+}
+END_TEST
+
+/* The log resumes after (2, term 2) where (2, term 1) is committed. */
+START_TEST(test_compacted_prefix_wrong_term)
+{
+	set_role(1, RAFT_LEADER, 1, 2);
+	set_log(1, "1a1b");
+	ASSERT_OK();
+	set_role(2, RAFT_FOLLOWER, 2, 2);
+	set_log_from(2, 3, 2, "2c");
+	ASSERT_VIOLATION(CHECKER_SNAPSHOT_SAFETY);
+}
+END_TEST
+
+/* A snapshot of state nobody committed. */
+START_TEST(test_snapshot_of_uncommitted_state)
+{
+	set_role(1, RAFT_LEADER, 1, 1);
+	set_log(1, "1a1b");
+	set_applied(1, "1a");
+	ASSERT_OK();
+	install(2, "1a1b");
+	ASSERT_VIOLATION(CHECKER_SNAPSHOT_SAFETY);
+}
+END_TEST
+
+START_TEST(test_snapshot_differs_from_committed)
+{
+	set_role(1, RAFT_LEADER, 1, 2);
+	set_log(1, "1a1b");
+	set_applied(1, "1a1b");
+	ASSERT_OK();
+	install(2, "1a1z");
+	ASSERT_VIOLATION(CHECKER_SNAPSHOT_SAFETY);
+}
+END_TEST
+
+START_TEST(test_snapshot_moves_state_machine_back)
+{
+	set_role(1, RAFT_LEADER, 1, 2);
+	set_log(1, "1a1b");
+	set_applied(1, "1a1b");
+	set_applied(2, "1a1b");
+	ASSERT_OK();
+	install(2, "1a");
+	ASSERT_VIOLATION(CHECKER_SNAPSHOT_SAFETY);
+}
+END_TEST
+
+/* An install that keeps the follower's conflicting suffix: entry 3 (term 2) followed x in its
+ * old log, and now claims to follow the committed b. */
+START_TEST(test_install_keeps_conflicting_suffix)
+{
+	set_role(1, RAFT_LEADER, 3, 2);
+	set_log(1, "1a1b");
+	set_applied(1, "1a1b");
+	set_role(2, RAFT_FOLLOWER, 2, 1);
+	set_log(2, "1a2x2y");
+	ASSERT_OK();
+	install(2, "1a1b");
+	set_role(2, RAFT_FOLLOWER, 3, 2);
+	set_log_from(2, 3, 1, "2y");
+	ASSERT_VIOLATION(CHECKER_LOG_MATCHING);
+}
+END_TEST
+
+/* A log start that moves back within one incarnation. */
+START_TEST(test_log_start_goes_back)
+{
+	set_role(1, RAFT_LEADER, 1, 2);
+	set_log(1, "1a1b");
+	set_applied(1, "1a1b");
+	ASSERT_OK();
+	set_log_from(1, 3, 1, "");
+	ASSERT_OK();
+	set_log_from(1, 2, 1, "1b");
+	ASSERT_VIOLATION(CHECKER_SNAPSHOT_SAFETY);
+}
+END_TEST
+
 static Suite *checker_suite(void)
 {
 	Suite *s = suite_create("checker");
@@ -351,6 +498,14 @@ static Suite *checker_suite(void)
 	tcase_add_test(tc, test_node_drops_entry_below_its_commit);
 	tcase_add_test(tc, test_commit_beyond_log);
 	tcase_add_test(tc, test_state_machine_goes_back);
+	tcase_add_test(tc, test_compaction_and_install_pass);
+	tcase_add_test(tc, test_compacted_beyond_commit);
+	tcase_add_test(tc, test_compacted_prefix_wrong_term);
+	tcase_add_test(tc, test_snapshot_of_uncommitted_state);
+	tcase_add_test(tc, test_snapshot_differs_from_committed);
+	tcase_add_test(tc, test_snapshot_moves_state_machine_back);
+	tcase_add_test(tc, test_install_keeps_conflicting_suffix);
+	tcase_add_test(tc, test_log_start_goes_back);
 	suite_add_tcase(s, tc);
 	return s;
 }

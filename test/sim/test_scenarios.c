@@ -1,5 +1,6 @@
 /* test_scenarios.c — Raft behaviours as timelines against the simulator: crash, cut, drop. */
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +134,17 @@ static void wait_all_applied(raft_index index)
 {
 	struct applied_ctx c = {index};
 	wait_for(pred_all_applied, &c, LONG_MS, "every node to apply");
+}
+
+struct node_index {
+	raft_id id;
+	raft_index index;
+};
+
+static bool pred_node_applied(struct sim *sm, void *ctx)
+{
+	const struct node_index *ni = ctx;
+	return sim_applied(sm, ni->id) >= ni->index;
 }
 
 static raft_id other_than(raft_id a, raft_id b)
@@ -672,6 +684,435 @@ START_TEST(test_same_seed_same_run)
 }
 END_TEST
 
+/* ---- log compaction and snapshots (Chapter 5, Figure 5.3) ---------------- */
+
+/* Snapshots on; compaction by the seeded policy when `auto_compact`, otherwise only through
+ * sim_compact(). */
+static void start_snap(unsigned n, uint64_t seed, bool auto_compact)
+{
+	struct sim_options o;
+	sim_options_default(&o, n, seed);
+	o.snap.enabled = true;
+	o.snap.no_report_rate = 0;
+	if (!auto_compact)
+		o.snap.compact_min = o.snap.compact_max = UINT32_MAX;
+	else
+		o.snap.compact_max = 5;
+	start_with(&o);
+}
+
+static void compact(raft_id id)
+{
+	ck_assert_int_eq(sim_compact(s, id, sim_applied(s, id)), 0);
+	OK();
+}
+
+static struct sim_stats stats(void)
+{
+	struct sim_stats st;
+	sim_get_stats(s, &st);
+	return st;
+}
+
+/* Commits `n` entries through the leader and waits until every up node it can reach applied
+ * them. */
+static raft_index write_n(raft_id l, size_t n)
+{
+	uint64_t p = propose(l, n);
+	wait_committed(p + n - 1);
+	raft_index last = sim_proposal(s, p + n - 1)->index;
+	for (raft_id id = 1; id <= sim_n_nodes(s); id++) {
+		struct node_index ni = {id, last};
+		if (sim_is_up(s, id) && (id == l || sim_link_ok(s, l, id)))
+			wait_for(pred_node_applied, &ni, LONG_MS, "a node to apply");
+	}
+	return last;
+}
+
+/* (a) A follower is down while the leader compacts past everything it has; back up, it is
+ * sent a snapshot, installs it and catches up (§5.1, Figure 5.3). */
+START_TEST(test_snapshot_follower_catches_up)
+{
+	start_snap(3, 201, true);
+	raft_id l = stable_leader();
+	raft_id f = other_than(l, 0);
+	raft_index before = write_n(l, 3);
+	sim_crash(s, f);
+	OK();
+	raft_index last = 0;
+	for (int k = 0; k < 5; k++)
+		last = write_n(l, 10);
+	ck_assert_uint_gt(raft_first_index(sim_raft(s, l)), sim_disk_last_index(s, f) + 1);
+	ck_assert_uint_ge(sim_disk_last_index(s, f), before);
+	sim_restart(s, f);
+	OK();
+	wait_all_applied(last);
+	struct sim_stats st = stats();
+	ck_assert_uint_ge(st.snapshots_installed, 1);
+	ck_assert_uint_ge(st.raft.snapshots_installed, 1);
+	ck_assert_uint_ge(st.compactions, 2);
+	ck_assert_uint_gt(sim_disk_first_index(s, f), before + 1); /* its log restarted */
+	/* It follows normally afterwards. */
+	last = write_n(stable_leader(), 5);
+	wait_all_applied(last);
+}
+END_TEST
+
+/* (b) Snapshot transfers that are lost, or cut off by a partition halfway, are reported
+ * failed; the leader retries (at most once per election timeout) until one gets through. */
+struct snap_watch {
+	raft_id to;
+	int transfers; /* snapshot transfers to `to` seen */
+	int drop_first;
+	uint64_t at[8]; /* when the first ones started */
+};
+
+static int snap_filter(void *ctx, struct sim *sm, const struct raft_message *m)
+{
+	struct snap_watch *w = ctx;
+	if (m->type != SIM_MSG_SNAPSHOT || m->to != w->to)
+		return SIM_PASS;
+	if (w->transfers < 8)
+		w->at[w->transfers] = sim_now(sm);
+	w->transfers++;
+	return w->transfers <= w->drop_first ? SIM_DROP : SIM_PASS;
+}
+
+static bool pred_transfers(struct sim *sm, void *ctx)
+{
+	(void)sm;
+	struct snap_watch *w = ctx;
+	return w->transfers >= 2;
+}
+
+START_TEST(test_snapshot_transfer_lost_and_retried)
+{
+	struct sim_options o;
+	sim_options_default(&o, 3, 211);
+	o.snap.enabled = true;
+	o.snap.no_report_rate = 0;
+	o.snap.compact_min = o.snap.compact_max = UINT32_MAX;
+	o.snap.transfer_extra_ms = 200; /* slow enough to be cut off halfway */
+	start_with(&o);
+	raft_id l = stable_leader();
+	raft_id f = other_than(l, 0);
+	sim_crash(s, f);
+	OK();
+	raft_index last = write_n(l, 20);
+	compact(l);
+	struct snap_watch w = {.to = f, .drop_first = 1};
+	sim_set_filter(s, snap_filter, &w);
+	sim_restart(s, f);
+	OK();
+	/* The first transfer is lost; the second starts at least an election timeout later. */
+	wait_for(pred_transfers, &w, 4 * ELECTION_MS, "a second snapshot transfer");
+	sim_isolate(s, f); /* ... and is cut off on its way */
+	run_for(ELECTION_MS / 2);
+	sim_heal(s);
+	wait_all_applied(last);
+	struct sim_stats st = stats();
+	ck_assert_int_ge(w.transfers, 3);
+	ck_assert_uint_ge(st.snapshots_lost, 2);
+	ck_assert_uint_ge(st.raft.snapshots_aborted, 2);
+	ck_assert_uint_eq(st.snapshots_installed, 1);
+	ck_assert_uint_ge(w.at[1] - w.at[0], ELECTION_MS); /* not retried at once */
+	ck_assert_uint_ge(w.at[2] - w.at[1], ELECTION_MS);
+}
+END_TEST
+
+/* (c) A crash in the middle of an install leaves the node as it was; after a restart it is
+ * sent a snapshot again and installs it. */
+static bool pred_installing(struct sim *sm, void *ctx)
+{
+	struct raft *r = sim_raft(sm, *(raft_id *)ctx);
+	return r != NULL && raft_installing(r);
+}
+
+START_TEST(test_snapshot_crash_during_install)
+{
+	start_snap(3, 221, false);
+	raft_id l = stable_leader();
+	raft_id f = other_than(l, 0);
+	write_n(l, 2);
+	sim_crash(s, f);
+	OK();
+	raft_index last = write_n(l, 30);
+	compact(l);
+	raft_index disk_last = sim_disk_last_index(s, f);
+	raft_index applied = sim_applied(s, f);
+	sim_restart(s, f);
+	ck_assert_int_eq(sim_set_disk(s, f, 400, 400), 0); /* a slow install */
+	OK();
+	wait_for(pred_installing, &f, LONG_MS, "the install to start");
+	run_for(100);
+	ck_assert(raft_installing(sim_raft(s, f)));
+	sim_crash(s, f);
+	OK();
+	ck_assert_uint_eq(sim_disk_first_index(s, f), 1); /* nothing of it is on the disk */
+	ck_assert_uint_ge(sim_disk_last_index(s, f), disk_last);
+	ck_assert_uint_eq(sim_applied(s, f), applied);
+	struct sim_stats st = stats();
+	ck_assert_uint_eq(st.installs_crashed, 1);
+	ck_assert_uint_eq(st.snapshots_installed, 0);
+	sim_set_disk(s, f, 0, 2);
+	sim_restart(s, f);
+	OK();
+	wait_all_applied(last);
+	st = stats();
+	ck_assert_uint_eq(st.snapshots_installed, 1);
+	ck_assert_uint_gt(sim_disk_first_index(s, f), disk_last + 1);
+}
+END_TEST
+
+/* (d) A deposed leader holds a divergent uncommitted suffix; the new leader compacted past
+ * the point where their logs part: the old leader is sent a snapshot and drops its whole log,
+ * conflicting entries included (Figure 5.3 step 7). */
+START_TEST(test_snapshot_replaces_divergent_suffix)
+{
+	struct sim_options o;
+	sim_options_default(&o, 3, 231);
+	o.snap.enabled = true;
+	o.snap.no_report_rate = 0;
+	o.snap.compact_min = o.snap.compact_max = UINT32_MAX;
+	start_with(&o);
+	raft_id old = stable_leader();
+	raft_index common = write_n(old, 3);
+	sim_isolate(s, old);
+	uint64_t lost = propose(old, 3); /* uncommitted, never to be */
+	raft_index div = sim_proposal(s, lost)->index;
+	ck_assert_uint_eq(div, common + 1);
+	raft_id l;
+	for (;;) {
+		wait_for(pred_leader, NULL, LONG_MS, "a leader");
+		l = sim_leader(s);
+		if (l != old)
+			break;
+		run_for(50);
+	}
+	raft_index last = write_n(l, 20);
+	for (raft_id id = 1; id <= 3; id++)
+		if (id != old)
+			compact(id);
+	ck_assert_uint_gt(raft_first_index(sim_raft(s, l)), div + 3);
+	ck_assert_uint_eq(raft_last_index(sim_raft(s, old)), div + 2);
+	sim_heal(s);
+	wait_all_applied(last);
+	for (uint64_t id = lost; id < lost + 3; id++)
+		ck_assert_int_eq(sim_proposal(s, id)->state, SIM_PROP_LOST);
+	ck_assert_uint_ge(stats().snapshots_installed, 1);
+	struct raft *r = sim_raft(s, old);
+	ck_assert_uint_gt(raft_first_index(r), div + 2); /* the whole log went */
+	for (raft_index i = div; i < div + 3; i++) {
+		raft_term t;
+		ck_assert_int_eq(sim_applied_entry(s, old, i, &t, NULL), 0);
+		ck_assert_uint_gt(t, sim_proposal(s, lost)->term);
+	}
+}
+END_TEST
+
+/* (e) An offer of what the follower already has is not installed: it answers success (and
+ * learns the snapshot's index is committed). Here its log holds the entry but its commit
+ * index lags: heartbeats and empty appends to it are dropped. */
+struct commit_hold {
+	raft_id to;
+	bool on;
+};
+
+static int commit_hold_filter(void *ctx, struct sim *sm, const struct raft_message *m)
+{
+	struct commit_hold *h = ctx;
+	(void)sm;
+	if (!h->on || m->to != h->to)
+		return SIM_PASS;
+	if (m->type == RAFT_MSG_HEARTBEAT || (m->type == RAFT_MSG_APPEND && m->n_entries == 0))
+		return SIM_DROP;
+	return SIM_PASS;
+}
+
+START_TEST(test_snapshot_offer_already_held)
+{
+	start_snap(3, 241, false);
+	raft_id l = stable_leader();
+	raft_id f = other_than(l, 0);
+	write_n(l, 3);
+	struct commit_hold h = {.to = f, .on = true};
+	sim_set_filter(s, commit_hold_filter, &h);
+	uint64_t p = propose(l, 1);
+	wait_committed(p);
+	raft_index i = sim_proposal(s, p)->index;
+	struct node_index li = {l, i};
+	wait_for(pred_node_applied, &li, LONG_MS, "the leader to apply");
+	run_for(20);
+	struct raft *fr = sim_raft(s, f);
+	ck_assert_uint_eq(raft_last_index(fr), i);   /* f has it ... */
+	ck_assert_uint_lt(raft_commit_index(fr), i); /* ... not knowing it is committed */
+	ck_assert_int_eq(sim_send_snapshot(s, l, f), 0);
+	run_for(50);
+	OK();
+	struct sim_stats st = stats();
+	ck_assert_uint_eq(st.snapshots_offered, 1);
+	ck_assert_uint_eq(st.snapshots_declined, 1);
+	ck_assert_uint_eq(st.snapshots_installed, 0);
+	ck_assert_uint_ge(raft_commit_index(fr), i);
+	ck_assert_uint_eq(raft_first_index(fr), 1); /* its log was kept */
+	ck_assert_uint_ge(sim_applied(s, f), i);    /* applied from its own log */
+	/* And when the follower's commit index already covers it. */
+	h.on = false;
+	ck_assert_int_eq(sim_send_snapshot(s, l, other_than(l, f)), 0);
+	run_for(50);
+	OK();
+	st = stats();
+	ck_assert_uint_eq(st.snapshots_declined, 2);
+	ck_assert_uint_eq(st.snapshots_installed, 0);
+}
+END_TEST
+
+/* (f) A deposed leader that still believes it leads streams a snapshot tagged with its old
+ * term: the receiver answers with its newer term and the sender steps down; nothing is
+ * installed. */
+struct mute {
+	raft_id old, f;
+};
+
+/* The deposed leader hears only f's AppendEntries answers, and f gets none of its appends or
+ * heartbeats: the snapshot is the one thing that can tell it about the new term. */
+static int mute_filter(void *ctx, struct sim *sm, const struct raft_message *m)
+{
+	struct mute *mu = ctx;
+	(void)sm;
+	if (m->to == mu->old)
+		return m->from == mu->f && m->type == RAFT_MSG_APPEND_RESP ? SIM_PASS : SIM_DROP;
+	if (m->from == mu->old && (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT))
+		return SIM_DROP;
+	return SIM_PASS;
+}
+
+START_TEST(test_snapshot_stale_term_offer)
+{
+	struct sim_options o;
+	sim_options_default(&o, 3, 251);
+	o.snap.enabled = true;
+	o.snap.compact_min = o.snap.compact_max = UINT32_MAX;
+	o.raft.disable_check_quorum = true; /* so that the cut-off leader keeps believing */
+	start_with(&o);
+	raft_id old = stable_leader();
+	write_n(old, 3);
+	raft_term t_old = term_of(old);
+	sim_isolate(s, old);
+	raft_id l;
+	for (;;) {
+		wait_for(pred_leader, NULL, LONG_MS, "a leader");
+		l = sim_leader(s);
+		if (l != old)
+			break;
+		run_for(50);
+	}
+	write_n(l, 2);
+	ck_assert_int_eq(role_of(old), RAFT_LEADER);
+	raft_id f = other_than(old, l);
+	struct mute mu = {old, f};
+	sim_set_filter(s, mute_filter, &mu);
+	sim_heal(s);
+	raft_term t_new = term_of(f);
+	ck_assert_uint_gt(t_new, t_old);
+	ck_assert_int_eq(sim_send_snapshot(s, old, f), 0);
+	wait_for(pred_not_leader, &old, ELECTION_MS, "the deposed leader to step down");
+	ck_assert_uint_eq(term_of(old), t_new);
+	ck_assert_uint_eq(term_of(f), t_new);
+	ck_assert(!raft_installing(sim_raft(s, f)));
+	struct sim_stats st = stats();
+	ck_assert_uint_eq(st.snapshots_declined, 1);
+	ck_assert_uint_eq(st.snapshots_installed, 0);
+	sim_set_filter(s, NULL, NULL);
+	wait_all_applied(write_n(stable_leader(), 1));
+}
+END_TEST
+
+/* (g) Every log compacted to nothing, every node restarted: the logs are empty (last entry =
+ * first_index - 1 / prev_term), a leader is elected and appends after it; and votes compare
+ * those last entries: a node restarted from an older compacted log cannot win against a
+ * newer one. */
+START_TEST(test_restart_from_compacted_logs)
+{
+	start_snap(3, 261, false);
+	raft_id l = stable_leader();
+	raft_index a = write_n(l, 10);
+	wait_all_applied(a);
+	for (raft_id id = 1; id <= 3; id++) {
+		compact(id);
+		ck_assert_uint_eq(raft_first_index(sim_raft(s, id)), a + 1);
+		ck_assert_uint_eq(raft_last_index(sim_raft(s, id)), a);
+	}
+	for (raft_id id = 1; id <= 3; id++)
+		sim_crash(s, id);
+	OK();
+	for (raft_id id = 1; id <= 3; id++) {
+		sim_restart(s, id);
+		OK();
+		struct raft *r = sim_raft(s, id);
+		ck_assert_uint_eq(raft_first_index(r), a + 1);
+		ck_assert_uint_eq(raft_last_index(r), a);
+		ck_assert_uint_eq(raft_commit_index(r), a);
+		ck_assert_uint_eq(sim_disk_first_index(s, id), a + 1);
+	}
+	l = stable_leader();
+	raft_index b = write_n(l, 3);
+	ck_assert_uint_ge(b, a + 4); /* after the new leader's no-op (at a + 1 at the earliest) */
+	wait_all_applied(b);
+
+	/* x misses entries while down; the others compact past them. */
+	raft_id x = other_than(l, 0), y = other_than(l, x);
+	sim_crash(s, x);
+	OK();
+	raft_index c = write_n(l, 5);
+	compact(l);
+	compact(y);
+	ck_assert_uint_eq(raft_last_index(sim_raft(s, y)), c);
+	ck_assert_uint_eq(raft_first_index(sim_raft(s, y)), c + 1);
+	/* The leader goes; x comes back with the older log: y must win, with x's vote. */
+	sim_crash(s, l);
+	sim_restart(s, x);
+	OK();
+	ck_assert_uint_lt(raft_last_index(sim_raft(s, x)), c);
+	struct leader_among la = {y, y, y};
+	wait_for(pred_leader_among, &la, LONG_MS, "y to lead");
+	ck_assert_int_ne(role_of(x), RAFT_LEADER);
+	sim_restart(s, l);
+	OK();
+	wait_all_applied(write_n(y, 2));
+}
+END_TEST
+
+/* Leadership moves while a follower is being sent a snapshot: the new leader's view decides,
+ * late reports and answers to the old leader are harmless. */
+START_TEST(test_snapshot_across_leader_change)
+{
+	struct sim_options o;
+	sim_options_default(&o, 5, 271);
+	o.snap.enabled = true;
+	o.snap.compact_max = 5;
+	o.snap.transfer_extra_ms = 300;
+	start_with(&o);
+	raft_id l = stable_leader();
+	raft_id f = other_than(l, 0);
+	sim_crash(s, f);
+	OK();
+	raft_index last = 0;
+	for (int k = 0; k < 4; k++)
+		last = write_n(l, 10);
+	sim_restart(s, f);
+	OK();
+	wait_for(pred_installing, &f, LONG_MS, "an install");
+	sim_crash(s, l);
+	OK();
+	run_for(3 * ELECTION_MS);
+	sim_restart(s, l);
+	OK();
+	last = write_n(stable_leader(), 10);
+	wait_all_applied(last);
+}
+END_TEST
+
 static Suite *scenario_suite(void)
 {
 	Suite *su = suite_create("scenarios");
@@ -694,6 +1135,14 @@ static Suite *scenario_suite(void)
 	tcase_add_test(tc, test_pipelining);
 	tcase_add_test(tc, test_batching);
 	tcase_add_test(tc, test_same_seed_same_run);
+	tcase_add_test(tc, test_snapshot_follower_catches_up);
+	tcase_add_test(tc, test_snapshot_transfer_lost_and_retried);
+	tcase_add_test(tc, test_snapshot_crash_during_install);
+	tcase_add_test(tc, test_snapshot_replaces_divergent_suffix);
+	tcase_add_test(tc, test_snapshot_offer_already_held);
+	tcase_add_test(tc, test_snapshot_stale_term_offer);
+	tcase_add_test(tc, test_restart_from_compacted_logs);
+	tcase_add_test(tc, test_snapshot_across_leader_change);
 	suite_add_tcase(su, tc);
 	return su;
 }

@@ -1,5 +1,6 @@
 /* test_torture.c — the CI slice of the torture harness: three seeded 20 s runs on 3 members with
- * kill, pause and partition faults must find no anomaly, and a planted stale read must be
+ * kill, pause and partition faults must find no anomaly, and so must one in network-namespace
+ * mode (partitions by nftables; root only, SKIPPED otherwise); a planted stale read must be
  * caught (a checker never shown to catch a bad history proves nothing). Also the nemesis
  * schedule's determinism and the proxy's delay mode. */
 #include <check.h>
@@ -15,6 +16,7 @@
 #define CI_SEEDS       3
 #define CI_DURATION_MS 20000
 #define CI_FAULTS      "kill,pause,partition"
+#define CI_NETNS_SEED  1 /* the same schedule as the first proxy run, made by the kernel */
 
 /* Reports go to $CAIRN_TORTURE_OUT, else $CAIRN_BUILD/torture-test (kept for inspection). */
 static const char *out_dir(void)
@@ -56,6 +58,33 @@ START_TEST(test_ci_seed)
 	H_ASSERT_MSG((res.families & want) == want,
 		     "seed %d injected families %#x, wanted kill, pause and partition (%#x)",
 		     _i + 1, res.families, want);
+	H_ASSERT(res.ok > 0 && res.faults >= 3);
+	H_ASSERT_STR_EQ(res.check_outcome, "linearizable");
+	/* The members compacted their logs (snapshot count 100) during the run. */
+	H_ASSERT_MSG(res.compactions > 0, "seed %d: no log compaction in the members' logs",
+		     _i + 1);
+}
+END_TEST
+
+/* One seed with the members in network namespaces: partitions are nftables rules (TCP resets
+ * or silent drops in the kernel), kills and pauses hit cairnd itself inside its namespace. */
+START_TEST(test_ci_netns_seed)
+{
+	if (h_netns_skip("test_ci_netns_seed"))
+		return;
+	struct torture_config cfg;
+	ci_config(&cfg, CI_NETNS_SEED);
+	cfg.net = H_NET_NETNS;
+	static char dir[600];
+	snprintf(dir, sizeof(dir), "%s/netns", out_dir()); /* beside the proxy runs' reports */
+	cfg.out_dir = dir;
+	struct torture_result res;
+	int rv = torture_run(&cfg, &res);
+	H_ASSERT_MSG(rv == 0, "netns seed %d: %s", CI_NETNS_SEED, res.verdict);
+	unsigned want = (1u << NEM_FAM_KILL) | (1u << NEM_FAM_PAUSE) | (1u << NEM_FAM_PARTITION);
+	H_ASSERT_MSG((res.families & want) == want,
+		     "netns seed %d injected families %#x, wanted kill, pause and partition (%#x)",
+		     CI_NETNS_SEED, res.families, want);
 	H_ASSERT(res.ok > 0 && res.faults >= 3);
 	H_ASSERT_STR_EQ(res.check_outcome, "linearizable");
 }
@@ -207,7 +236,7 @@ END_TEST
  * delayed hops) and delivers them; back to PASS, writes are fast again. */
 START_TEST(test_proxy_delay_link)
 {
-	struct h_cluster_opts o = {.n = 3, .proxy = true, .nosync = true};
+	struct h_cluster_opts o = {.n = 3, .net = H_NET_PROXY, .nosync = true};
 	struct h_cluster *c = h_cluster_new(&o);
 	int leader = h_cluster_start(c);
 	H_ASSERT(h_put_anywhere(c, H_ALL, "a", "1", 20000) > 0);
@@ -259,6 +288,7 @@ int main(void)
 	const char *only = getenv("CAIRN_IT_TEST");
 	if (only == NULL || only[0] == '\0' || strstr("test_ci_seed", only) != NULL)
 		tcase_add_loop_test(runs, test_ci_seed, 0, CI_SEEDS);
+	h_add_test(runs, test_ci_netns_seed);
 	suite_add_tcase(s, runs);
 	return h_run_suite(s);
 }

@@ -7,10 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "test/integration/harness.h" /* enum h_net */
+
 /*
  * A run (torture_run) does, for one seed:
  *   1. start `nodes` cairnd members (real fsync, --heartbeat-ms 50 --election-timeout-ms 500)
- *      behind the harness's fault-injecting proxy (test/integration/harness.h);
+ *      behind the harness's fault-injecting proxy, or each in its own network namespace with
+ *      nftables cutting links (`net`; test/integration/harness.h);
  *   2. run `clients` workers (libcairn, one operation in flight each) doing get / put / cas on
  *      `keys` keys for `duration_ms`, recording the history; a monitor polls Status to count
  *      leader changes;
@@ -37,10 +40,13 @@ enum torture_anomaly {
 	TA_CHECK_UNKNOWN = 1u << 7,    /* the checker ran out of budget (not a proof of a bug) */
 };
 
+#define TORTURE_SNAPSHOT_COUNT 100
+
 struct torture_config {
 	uint64_t seed;
 	int duration_ms;	/* of the workload + nemesis phase */
 	int nodes;		/* 3 or 5 (1..5 accepted) */
+	enum h_net net;		/* H_NET_PROXY (default) or H_NET_NETNS (root only) */
 	int clients;		/* concurrent workers */
 	int keys;		/* registers k0..k<keys-1> */
 	unsigned faults;	/* bit set of nemesis kinds (nem_parse_faults) */
@@ -50,6 +56,10 @@ struct torture_config {
 	int rate;		/* operations started per second, all workers together; 0: no cap */
 	int read_pct, cas_pct;	/* operation mix (writes: the rest) */
 	bool nosync;		/* --unsafe-no-fsync (default off: durability is under test) */
+	/* cairnd --snapshot-count (catch-up entries: a fifth of it). Small by default, so that
+	 * members compact often and a member back from a kill or a partition is usually sent a
+	 * snapshot: log compaction and snapshot transfer are under test too. */
+	int snapshot_count;
 	bool inject_anomaly;	/* rewrite one read into a stale one before checking (self-test) */
 	bool plot;		/* run scripts/torture-plot.sh on the report */
 	bool verbose;		/* print fault lines and progress on stdout */
@@ -71,6 +81,9 @@ struct torture_result {
 	size_t faults;	    /* faults injected */
 	unsigned families;  /* nemesis families injected (bit = 1 << family) */
 	int leader_changes; /* leaders observed (term, member) minus the first */
+	/* from the members' logs, over every process of the run */
+	int compactions;	 /* "log compacted" */
+	int snapshots_installed; /* "installed a snapshot" */
 	/* checker */
 	const char *check_outcome; /* "linearizable", "not linearizable", "unknown", "not run" */
 	size_t keys_checked;
@@ -82,6 +95,9 @@ struct torture_result {
 /* Runs one seed. Returns 0 when no anomaly was found, 1 otherwise (details in *res and in the
  * report directory), -1 when the run could not be set up (message in res->verdict). */
 int torture_run(const struct torture_config *cfg, struct torture_result *res);
+
+/* The nemesis kinds that need H_LINK_DELAY (the delay family), as a mask of kinds. */
+unsigned torture_delay_kinds(void);
 
 /* A short name per anomaly bit ("not-linearizable", "lost-write", ...), comma-separated. */
 void torture_anomalies_describe(unsigned anomalies, char *buf, size_t len);

@@ -24,6 +24,10 @@ static void usage(FILE *f)
 	    "  --start S           first seed of --seeds\n"
 	    "  --duration T        workload + nemesis time per seed: 20s, 500ms, 5m (default 20s)\n"
 	    "  --nodes N           cluster members, 1..5 (default 3)\n"
+	    "  --net MODE          how partitions are made (default proxy):\n"
+	    "                        proxy  a fault-injecting TCP proxy on every peer link\n"
+	    "                        netns  a network namespace per member, links cut with\n"
+	    "                               nftables (needs root; delays need netem)\n"
 	    "  --clients N         concurrent clients, one operation in flight each (default 5)\n"
 	    "  --keys K            registers k0..k<K-1> (default 3)\n"
 	    "  --faults LIST       comma-separated families or kinds (default all):\n"
@@ -44,6 +48,8 @@ static void usage(FILE *f)
 	    "  --recover-timeout T after healing, a write must succeed within T (default 30s)\n"
 	    "  --check-steps N     checker search budget per key (default: the checker's)\n"
 	    "  --nosync            run cairnd with --unsafe-no-fsync (durability not tested)\n"
+	    "  --snapshot-count N  cairnd --snapshot-count, catch-up entries N/5 (default 100:\n"
+	    "                      frequent compactions and snapshot transfers)\n"
 	    "  --inject-anomaly    self-test: make one read stale before checking (must FAIL)\n"
 	    "  --no-plot           skip scripts/torture-plot.sh\n"
 	    "  --quiet             only the verdict line per seed\n"
@@ -99,6 +105,7 @@ int main(int argc, char **argv)
 	struct torture_config cfg;
 	torture_config_defaults(&cfg);
 	const char *faults = "all";
+	const char *net = "proxy";
 	uint64_t start = 1, nseeds = 0;
 	bool seed_given = false;
 	for (int i = 1; i < argc; i++) {
@@ -149,6 +156,9 @@ int main(int argc, char **argv)
 			cfg.keys = (int)n;
 		} else if (strcmp(a, "--faults") == 0) {
 			faults = v;
+		} else if (strcmp(a, "--net") == 0) {
+			net = v;
+			bad = strcmp(v, "proxy") != 0 && strcmp(v, "netns") != 0;
 		} else if (strcmp(a, "--out") == 0) {
 			cfg.out_dir = v;
 		} else if (strcmp(a, "--rate") == 0) {
@@ -162,6 +172,9 @@ int main(int argc, char **argv)
 			n = parse_duration_ms(v);
 			bad = n < 1000 || n > 3600000;
 			cfg.recover_timeout_ms = (int)n;
+		} else if (strcmp(a, "--snapshot-count") == 0) {
+			bad = parse_int(v, 1, 100000000, &n);
+			cfg.snapshot_count = (int)n;
 		} else if (strcmp(a, "--check-steps") == 0) {
 			bad = parse_u64(v, &cfg.check_max_steps);
 		} else if (strcmp(a, "--mix") == 0) {
@@ -192,6 +205,34 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 			"cairn-torture: --seed and --seeds exclude each other (use --start)\n");
 		return EXIT_USAGE;
+	}
+	if (strcmp(net, "netns") == 0) {
+		cfg.net = H_NET_NETNS;
+		char why[512];
+		int rv = h_netns_check(why, sizeof(why));
+		if (rv == 1) {
+			fprintf(stderr,
+				"cairn-torture: --net netns is not permitted here: %s. Run it as "
+				"root, or use --net proxy (no privileges needed)\n",
+				why);
+			return EXIT_USAGE;
+		}
+		if (rv != 0) {
+			fprintf(stderr, "cairn-torture: --net netns cannot work here: %s\n", why);
+			return EXIT_USAGE;
+		}
+		unsigned delays = cfg.faults & torture_delay_kinds();
+		if (delays != 0 && !h_netns_delay_check(why, sizeof(why))) {
+			cfg.faults &= ~delays;
+			if (cfg.faults == 0) {
+				fprintf(stderr,
+					"cairn-torture: --net netns: no fault left: delay faults "
+					"cannot be made here: %s\n",
+					why);
+				return EXIT_USAGE;
+			}
+			printf("cairn-torture: --net netns: delay faults left out: %s\n", why);
+		}
 	}
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -85,11 +85,13 @@ static void replay_line(const struct trun *run, char *buf, size_t len)
 	char fl[512];
 	nem_mask_describe(cfg->faults, fl, sizeof(fl));
 	snprintf(buf, len,
-		 "build/cairn-torture --seed %" PRIu64 " --duration %dms --nodes %d --clients %d "
-		 "--keys %d --faults %s%s --rate %d --op-timeout %ums --mix %d,%d --out %s%s%s",
-		 cfg->seed, cfg->duration_ms, cfg->nodes, cfg->clients, cfg->keys, fl,
-		 cfg->overlap ? " --overlap" : "", cfg->rate, cfg->op_timeout_ms, cfg->read_pct,
-		 cfg->cas_pct, cfg->out_dir, cfg->nosync ? " --nosync" : "",
+		 "build/cairn-torture --seed %" PRIu64 " --duration %dms --nodes %d --net %s "
+		 "--clients %d --keys %d --faults %s%s --rate %d --op-timeout %ums --mix %d,%d "
+		 "--snapshot-count %d --out %s%s%s",
+		 cfg->seed, cfg->duration_ms, cfg->nodes, h_net_name(cfg->net), cfg->clients,
+		 cfg->keys, fl, cfg->overlap ? " --overlap" : "", cfg->rate, cfg->op_timeout_ms,
+		 cfg->read_pct, cfg->cas_pct, cfg->snapshot_count, cfg->out_dir,
+		 cfg->nosync ? " --nosync" : "",
 		 cfg->inject_anomaly ? " --inject-anomaly" : "");
 }
 
@@ -262,10 +264,15 @@ static void write_summary_txt(struct trun *run, const struct counts *cn, const i
 	fprintf(f, "anomalies:  %s\n", names);
 	fprintf(f, "replay:     %s\n\n", replay);
 	fprintf(f,
-		"cluster:    %d members, %s, heartbeat %d ms, election timeout %d ms, proxy on "
-		"every peer link\n",
+		"cluster:    %d members, %s, heartbeat %d ms, election timeout %d ms, "
+		"snapshot count %d (catch-up %d)\n",
 		cfg->nodes, cfg->nosync ? "NO fsync" : "fsync on", H_HEARTBEAT_MS,
-		H_ELECTION_TIMEOUT_MS);
+		H_ELECTION_TIMEOUT_MS, cfg->snapshot_count, cfg->snapshot_count / 5);
+	fprintf(f, "network:    %s: %s\n", h_net_name(cfg->net),
+		cfg->net == H_NET_NETNS
+		    ? "a network namespace per member, links cut with nftables (real TCP resets "
+		      "and losses)"
+		    : "a fault-injecting TCP proxy on every peer link");
 	char rate[32];
 	if (cfg->rate > 0)
 		snprintf(rate, sizeof(rate), "%d ops/s", cfg->rate);
@@ -305,6 +312,8 @@ static void write_summary_txt(struct trun *run, const struct counts *cn, const i
 			sec(nf->start_ns), sec(end), nf->desc, rec, ok, info);
 	}
 	fprintf(f, "\nleader changes: %d\n", res->leader_changes);
+	fprintf(f, "log compactions: %d, snapshots installed: %d (from the members' logs)\n",
+		res->compactions, res->snapshots_installed);
 	for (size_t i = 0; i < run->n_leaders; i++)
 		fprintf(f, "  +%7.3fs  member %d leads in term %" PRIu64 "\n",
 			sec(run->leaders[i].t_ns), run->leaders[i].member, run->leaders[i].term);
@@ -378,15 +387,15 @@ static void write_summary_json(struct trun *run, const struct counts *cn, const 
 	fprintf(f, ",\"replay\":");
 	json_escape(f, replay);
 	fprintf(f,
-		",\"config\":{\"nodes\":%d,\"duration_ms\":%d,\"clients\":%d,\"keys\":%d,"
-		"\"faults\":",
-		cfg->nodes, cfg->duration_ms, cfg->clients, cfg->keys);
+		",\"config\":{\"nodes\":%d,\"net\":\"%s\",\"duration_ms\":%d,\"clients\":%d,"
+		"\"keys\":%d,\"faults\":",
+		cfg->nodes, h_net_name(cfg->net), cfg->duration_ms, cfg->clients, cfg->keys);
 	json_escape(f, fl);
 	fprintf(f,
 		",\"overlap\":%s,\"op_timeout_ms\":%u,\"rate\":%d,\"read_pct\":%d,\"cas_pct\":%d,"
-		"\"fsync\":%s},",
+		"\"fsync\":%s,\"snapshot_count\":%d},",
 		cfg->overlap ? "true" : "false", cfg->op_timeout_ms, cfg->rate, cfg->read_pct,
-		cfg->cas_pct, cfg->nosync ? "false" : "true");
+		cfg->cas_pct, cfg->nosync ? "false" : "true", cfg->snapshot_count);
 	fprintf(
 	    f,
 	    "\"ops\":{\"invoked\":%zu,\"ok\":%zu,\"fail\":%zu,\"info\":%zu,"
@@ -408,7 +417,9 @@ static void write_summary_json(struct trun *run, const struct counts *cn, const 
 		else
 			fprintf(f, ",\"recovery_s\":null}");
 	}
-	fprintf(f, "],\"leader_changes\":%d,\"leaders\":[", res->leader_changes);
+	fprintf(f, "],\"compactions\":%d,\"snapshots_installed\":%d", res->compactions,
+		res->snapshots_installed);
+	fprintf(f, ",\"leader_changes\":%d,\"leaders\":[", res->leader_changes);
 	for (size_t i = 0; i < run->n_leaders; i++)
 		fprintf(f, "%s{\"t_s\":%.3f,\"term\":%" PRIu64 ",\"member\":%d}", i ? "," : "",
 			sec(run->leaders[i].t_ns), run->leaders[i].term, run->leaders[i].member);
