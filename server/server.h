@@ -41,9 +41,12 @@
 #define CAIRN_DEFAULT_SNAPSHOT_CATCHUP 5000u /* entries kept for lagging followers */
 /* ... or sooner, once the entries applied since the last compaction hold this many bytes
  * (so large values do not pile up in memory). */
-#define CAIRN_COMPACT_BYTES (64u << 20)
-#define CAIRN_SNAPSHOT_CHUNK	       (1u << 20) /* bytes per SnapshotChunk frame */
-#define CAIRN_SNAPSHOT_QUEUE	       (4u << 20) /* queue the next chunk below this backlog */
+#define CAIRN_COMPACT_BYTES  (64u << 20)
+#define CAIRN_SNAPSHOT_CHUNK (1u << 20) /* bytes per SnapshotChunk frame */
+#define CAIRN_SNAPSHOT_QUEUE (1u << 20) /* queue the next chunk below this backlog */
+/* A stream that queued nothing for this many election timeouts is stalled (a hung follower,
+ * a blackholed link): it is dropped, releasing its LMDB read transaction. */
+#define CAIRN_SNAPSHOT_STALL_TIMEOUTS 5u
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
@@ -144,9 +147,14 @@ struct peer {
 	/* A snapshot being streamed to this peer (leader only); see snapshot.c. */
 	struct storage_snapshot *snap;
 	struct storage_snapshot_meta snap_meta;
-	raft_term snap_term;	/* our term when the stream started */
-	uint64_t snap_conn;	/* the outbound connection it is sent on (conn id) */
-	uint64_t snap_offset;	/* bytes queued so far */
+	raft_term snap_term;	   /* our term when the stream started */
+	uint64_t snap_conn;	   /* the outbound connection it is sent on (conn id) */
+	uint64_t snap_offset;	   /* bytes queued so far */
+	uint64_t snap_progress_at; /* loop ms when the stream last queued a chunk */
+	/* After a stream was sent: the follower still has to receive and install it, so the
+	 * log is not compacted past its index until this time (loop ms). */
+	raft_index snap_hold_index;
+	uint64_t snap_hold_until;
 };
 
 int peers_start(struct server *s);
@@ -206,8 +214,8 @@ struct worker {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	struct job *head, *tail;	   /* to do */
-	struct job *done_head, *done_tail; /* done, for the loop */
+	struct job *head, *tail;	     /* to do */
+	struct job *done_head, *done_tail;   /* done, for the loop */
 	struct job *early_head, *early_tail; /* applies computed, commit still running */
 	bool stop;
 	bool started;
@@ -292,7 +300,7 @@ struct server {
 	uint64_t admitted_seq;
 
 	/* Log compaction and snapshots (snapshot.c). */
-	bool compacting;	   /* a JOB_COMPACT is queued */
+	bool compacting;	      /* a JOB_COMPACT is queued */
 	uint64_t bytes_since_compact; /* entry bytes applied since the last compaction */
 	uint64_t compactions;
 	uint64_t snapshots_sent, snapshots_installed;

@@ -26,6 +26,11 @@ static void send_close(struct peer *p)
 	p->snap = NULL;
 }
 
+static uint64_t stall_ms(const struct server *s)
+{
+	return (uint64_t)CAIRN_SNAPSHOT_STALL_TIMEOUTS * s->cfg.election_timeout_ms;
+}
+
 /* The stream to `p` ends: tell the core how. */
 static void send_end(struct server *s, struct peer *p, bool ok, const char *why)
 {
@@ -33,6 +38,10 @@ static void send_end(struct server *s, struct peer *p, bool ok, const char *why)
 		return;
 	if (ok) {
 		s->snapshots_sent++;
+		/* The follower still receives and installs it: do not compact past it for a
+		 * while, or its acknowledgement would ask for another snapshot at once. */
+		p->snap_hold_index = p->snap_meta.index;
+		p->snap_hold_until = uv_now(s->loop) + stall_ms(s);
 		slog(s, LOG_INFO, "snapshot at index %llu (%llu bytes) sent to member %llu",
 		     (unsigned long long)p->snap_meta.index, (unsigned long long)p->snap_offset,
 		     (unsigned long long)p->id);
@@ -52,10 +61,11 @@ void snapshot_send_start(struct server *s, raft_id to)
 	if (p->snap != NULL) {
 		/* The core gave up waiting (raft_config.snapshot_timeout_ms) and asks again while
 		 * the stream still runs: a large state on a slow link takes longer than that.
-		 * The stream is as good as a new one (same leader term, same connection), so it
-		 * goes on rather than start over and never finish. */
+		 * A stream that still makes progress (same leader term, same connection) is as
+		 * good as a new one, so it goes on rather than start over and never finish. */
 		if (p->snap_term == raft_current_term(s->raft) && p->out != NULL &&
-		    p->out->id == p->snap_conn && !p->out->closing)
+		    p->out->id == p->snap_conn && !p->out->closing &&
+		    uv_now(s->loop) < p->snap_progress_at + stall_ms(s))
 			return;
 		send_close(p);
 	}
@@ -75,6 +85,7 @@ void snapshot_send_start(struct server *s, raft_id to)
 	p->snap_term = raft_current_term(s->raft);
 	p->snap_conn = p->out->id;
 	p->snap_offset = 0;
+	p->snap_progress_at = uv_now(s->loop);
 	slog(s, LOG_INFO,
 	     "member %llu needs compacted entries: sending a snapshot at index %llu (term %llu)",
 	     (unsigned long long)to, (unsigned long long)p->snap_meta.index,
@@ -98,6 +109,7 @@ static int queue_chunk(struct peer *p, const uint8_t *data, size_t len, bool don
 	if (conn_send_msg(p->out, &f.base) != 0)
 		return -1;
 	p->snap_offset += len;
+	p->snap_progress_at = uv_now(p->s->loop);
 	return 0;
 }
 
@@ -109,12 +121,25 @@ static void pump_one(struct server *s, struct peer *p, uint8_t *buf)
 			send_end(s, p, false, "the connection closed");
 			return;
 		}
-		if (c->out.len + c->inflight.len >= CAIRN_SNAPSHOT_QUEUE)
-			return; /* come back when the socket took some of it */
+		/* A deposed leader's stream is refused by the follower anyway (stale term) and
+		 * would only compete with the new leader's. */
+		if (raft_role(s->raft) != RAFT_LEADER ||
+		    raft_current_term(s->raft) != p->snap_term) {
+			send_end(s, p, false, "no longer the leader of that term");
+			return;
+		}
+		if (c->out.len + c->inflight.len >= CAIRN_SNAPSHOT_QUEUE) {
+			/* Come back when the socket took some of it; a follower that takes
+			 * nothing for long (hung, or a blackholed link) must not pin the read
+			 * transaction, and with it the map, forever. */
+			if (uv_now(s->loop) >= p->snap_progress_at + stall_ms(s))
+				send_end(s, p, false, "the follower takes no data (stalled)");
+			return;
+		}
 		size_t n = 0;
 		char msg[STORAGE_ERRMSG_SIZE];
-		int rv = storage_snapshot_read(p->snap, buf, CAIRN_SNAPSHOT_CHUNK, &n, msg,
-					       sizeof(msg));
+		int rv =
+		    storage_snapshot_read(p->snap, buf, CAIRN_SNAPSHOT_CHUNK, &n, msg, sizeof(msg));
 		if (rv != 0) {
 			slog(s, LOG_ERROR, "reading the snapshot for member %llu: %s (%s)",
 			     (unsigned long long)p->id, storage_strerror(rv), msg);
@@ -166,6 +191,11 @@ void snapshot_on_chunk(struct server *s, struct conn *c, const Cairn__Peer__Snap
 	if (s->snap_in.installing)
 		return; /* one install at a time; the leader retries if it still matters */
 	if (ch->offset == 0) {
+		/* A stream from a deposed leader is refused at the end anyway; it must not cancel
+		 * one from a leader of a later term. */
+		if (ch->term < raft_current_term(s->raft) ||
+		    (s->snap_in.in != NULL && ch->term < s->snap_in.term))
+			return;
 		recv_abort(s, s->snap_in.in ? "a new stream started" : NULL);
 		int rv = storage_snapshot_install_begin(s->store, &s->snap_in.in, msg, sizeof(msg));
 		if (rv != 0) {
@@ -196,7 +226,8 @@ void snapshot_on_chunk(struct server *s, struct conn *c, const Cairn__Peer__Snap
 		int rv = storage_snapshot_install_write(s->snap_in.in, ch->data.data, ch->data.len,
 							msg, sizeof(msg));
 		if (rv != 0) {
-			slog(s, LOG_ERROR, "spooling a snapshot: %s (%s)", storage_strerror(rv), msg);
+			slog(s, LOG_ERROR, "spooling a snapshot: %s (%s)", storage_strerror(rv),
+			     msg);
 			recv_abort(s, "spool error");
 			return;
 		}
@@ -254,11 +285,16 @@ void snapshot_maybe_compact(struct server *s, uint64_t applied_bytes)
 	bool by_bytes = s->bytes_since_compact >= CAIRN_COMPACT_BYTES;
 	if (!by_count && !by_bytes)
 		return;
-	/* A stream in flight ends at its index; compacting past it would make the follower
-	 * that installs it need a snapshot again at once. */
-	for (size_t i = 0; i < s->n_peers; i++)
-		if (s->peers[i].snap != NULL && s->peers[i].snap_meta.index < upto)
-			upto = s->peers[i].snap_meta.index;
+	/* A stream in flight, or sent and not yet installed, ends at its index; compacting past
+	 * it would make the follower that installs it need a snapshot again at once. */
+	uint64_t now = uv_now(s->loop);
+	for (size_t i = 0; i < s->n_peers; i++) {
+		const struct peer *p = &s->peers[i];
+		if (p->snap != NULL && p->snap_meta.index < upto)
+			upto = p->snap_meta.index;
+		if (p->snap == NULL && now < p->snap_hold_until && p->snap_hold_index < upto)
+			upto = p->snap_hold_index;
+	}
 	if (upto < first)
 		return;
 	struct job *j = calloc(1, sizeof(*j));
@@ -284,11 +320,14 @@ void snapshot_on_job_done(struct server *s, struct job *j)
 			     j->errmsg);
 			return;
 		}
-		s->compactions++;
 		int rv = raft_compact(s->raft, j->compact_upto);
-		if (rv != 0)
-			slog(s, LOG_WARN, "raft_compact(%llu): %s", (unsigned long long)j->compact_upto,
-			     raft_strerror(rv));
+		if (rv != 0) {
+			/* The disk log is compacted; the core keeps its copy until next time. */
+			slog(s, LOG_WARN, "raft_compact(%llu): %s",
+			     (unsigned long long)j->compact_upto, raft_strerror(rv));
+			return;
+		}
+		s->compactions++;
 		slog(s, LOG_INFO, "log compacted up to %llu", (unsigned long long)j->compact_upto);
 		return;
 	}

@@ -152,7 +152,8 @@ static void space_ok(struct worker *w)
 }
 
 /* Hands each JOB_APPLY of the batch its slice of the results. */
-static void distribute_results(struct worker *w, struct job *batch, const struct storage_result *res)
+static void distribute_results(struct worker *w, struct job *batch,
+			       const struct storage_result *res)
 {
 	size_t na = 0;
 	for (struct job *j = batch; j; j = j->next) {
@@ -290,9 +291,11 @@ static void run_batch(struct worker *w, struct job *batch)
 			}
 			if (rv == STORAGE_ENOSPC) {
 				/* Nothing was written and nothing of it acknowledged; Raft needs
-				 * these entries on disk before it can go on, so wait for space (an
-				 * operator restarting with a larger --map-size, or compaction
-				 * later) while the loop refuses new writes. */
+				 * these entries on disk before it can go on, so wait while the loop
+				 * refuses new writes (admission control keeps this rare: it
+				 * refuses writes before the map fills). Space comes back when an
+				 * operator restarts the member with a larger --map-size; nothing
+				 * else runs on this thread meanwhile, compaction included. */
 				if (wait_for_space(w, "write", rv, msg))
 					break; /* stopping: never acknowledged; the log replays
 						  applies */
@@ -323,8 +326,8 @@ static void run_single(struct worker *w, struct job *j)
 							    sizeof(j->errmsg));
 		j->install = NULL; /* released by finish, whatever the outcome */
 	} else {
-		j->status = storage_log_compact(w->s->store, j->compact_upto, j->errmsg,
-						sizeof(j->errmsg));
+		j->status =
+		    storage_log_compact(w->s->store, j->compact_upto, j->errmsg, sizeof(j->errmsg));
 	}
 	if (j->status == STORAGE_EFATAL)
 		fatal(w, j->kind == JOB_INSTALL ? "snapshot install" : "log compaction", j->status,
@@ -335,25 +338,43 @@ static void run_single(struct worker *w, struct job *j)
 	}
 }
 
+/* Hands a finished segment (a NULL-terminated list) back to the loop. */
+static void hand_back(struct worker *w, struct job *seg)
+{
+	pthread_mutex_lock(&w->mu);
+	for (struct job *j = seg, *next; j; j = next) {
+		next = j->next;
+		j->next = NULL;
+		if (w->done_tail)
+			w->done_tail->next = j;
+		else
+			w->done_head = j;
+		w->done_tail = j;
+	}
+	pthread_mutex_unlock(&w->mu);
+	uv_async_send(&w->done_async);
+}
+
 /* Runs what was queued, in order: consecutive persist / apply jobs as one transaction,
- * installs and compactions each on their own. */
+ * installs and compactions each on their own. Each segment goes back to the loop as soon as
+ * it is done, so that appends queued before a compaction or a large install are not held up
+ * by it. */
 static void run_queue(struct worker *w, struct job *batch)
 {
 	struct job *rest = batch;
 	while (rest != NULL) {
-		if (rest->kind == JOB_INSTALL || rest->kind == JOB_COMPACT) {
-			run_single(w, rest);
-			rest = rest->next;
-			continue;
-		}
 		struct job *end = rest;
-		while (end->next != NULL &&
-		       (end->next->kind == JOB_PERSIST || end->next->kind == JOB_APPLY))
-			end = end->next;
+		if (rest->kind == JOB_PERSIST || rest->kind == JOB_APPLY)
+			while (end->next != NULL &&
+			       (end->next->kind == JOB_PERSIST || end->next->kind == JOB_APPLY))
+				end = end->next;
 		struct job *after = end->next;
 		end->next = NULL;
-		run_batch(w, rest);
-		end->next = after;
+		if (rest->kind == JOB_INSTALL || rest->kind == JOB_COMPACT)
+			run_single(w, rest);
+		else
+			run_batch(w, rest);
+		hand_back(w, rest);
 		rest = after;
 	}
 }
@@ -372,19 +393,6 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 
 		run_queue(w, batch);
-
-		pthread_mutex_lock(&w->mu);
-		for (struct job *j = batch, *next; j; j = next) {
-			next = j->next;
-			j->next = NULL;
-			if (w->done_tail)
-				w->done_tail->next = j;
-			else
-				w->done_head = j;
-			w->done_tail = j;
-		}
-		pthread_mutex_unlock(&w->mu);
-		uv_async_send(&w->done_async);
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);

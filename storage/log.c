@@ -392,8 +392,8 @@ int storage_persist(storage_t *h, const struct storage_persist *batch, char *err
 	}
 	/* A batch that only applies needs no more durability than storage_apply(): the log
 	 * holds those entries, and a power loss that undoes the batch re-applies it. */
-	bool log_change = batch->truncate_from != 0 || batch->n_entries > 0 ||
-			  batch->hard_state != NULL;
+	bool log_change =
+	    batch->truncate_from != 0 || batch->n_entries > 0 || batch->hard_state != NULL;
 	rv = sto_commit(h, txn, log_change ? STO_DURABLE : STO_APPLY_DURABLE, errmsg, errlen);
 	if (rv != 0 && batch->n_apply > 0 && !handed_out) {
 		sto_results_free(batch->results, batch->n_apply);

@@ -7,7 +7,7 @@
 
 #include "test/integration/harness.h"
 
-#define RETRY_MS 20000
+#define RETRY_MS    20000
 #define ALL_BUT(id) (H_ALL & ~(1u << (id)))
 
 /* Compact after 20 applied entries, keep 5: a follower that misses a few dozen writes can
@@ -190,6 +190,52 @@ START_TEST(test_lost_snapshot_is_sent_again)
 }
 END_TEST
 
+/* A follower that stops taking the stream (here: its link delays everything by a minute, so
+ * the leader's socket buffers fill and stay full) must not pin the leader's stream, and with
+ * it an LMDB read transaction and the compaction point, forever: the leader drops the stalled
+ * stream after CAIRN_SNAPSHOT_STALL_TIMEOUTS election timeouts, and once the link works again a
+ * new stream brings the follower up to date. The state (40 values of 1 MiB) is larger than
+ * what the proxy and the sockets buffer, so the stream cannot finish before the link stalls. */
+START_TEST(test_stalled_snapshot_stream_is_dropped)
+{
+	struct h_cluster_opts o;
+	opts_init(&o, true);
+	struct h_cluster *c = h_cluster_new(&o);
+	int leader = h_cluster_start(c);
+	int f = leader % 3 + 1;
+	h_member_stop_ok(c, f);
+	size_t big = 1u << 20;
+	char *val = malloc(big + 1);
+	H_ASSERT(val != NULL);
+	for (int i = 0; i < 40; i++) {
+		char k[32];
+		snprintf(k, sizeof(k), "big/%02d", i);
+		memset(val, 'a' + i % 26, big);
+		val[big] = '\0';
+		H_ASSERT(h_put_anywhere(c, ALL_BUT(f), k, val, RETRY_MS) > 0);
+	}
+	free(val);
+	write_keys(c, ALL_BUT(f), 0, 40, 1); /* well past the compaction point */
+	leader = h_find_leader_among(c, ALL_BUT(f), H_LEADER_TIMEOUT_MS);
+	H_ASSERT(leader != 0);
+	/* A slow link first (about 4 MiB a second through the proxy): the stream is running
+	 * when the link stalls completely. */
+	h_link_set_delay(c, leader, f, 1000);
+	h_member_start(c, f);
+	H_ASSERT(h_wait_log(c, leader, "sending a snapshot", RETRY_MS));
+	h_link_set_delay(c, leader, f, H_LINK_DELAY_MAX_MS);
+	H_ASSERT(h_wait_log(c, leader, "takes no data (stalled)", RETRY_MS));
+	H_ASSERT(!h_log_contains(c->m[f].log_path, "installed a snapshot"));
+	/* The link works again (DROP then PASS resets its connections). */
+	h_link_set(c, leader, f, H_LINK_DROP);
+	h_heal(c);
+	H_ASSERT(h_wait_log(c, f, "installed a snapshot", RETRY_MS));
+	assert_keys(c, f, 40, 1);
+	assert_converged(c, H_ALL);
+	h_cluster_destroy(c);
+}
+END_TEST
+
 /* Every member compacted its log; all stop and start again: a leader is elected from the
  * compacted logs, every write is there, and the cluster takes new writes. */
 START_TEST(test_compacted_cluster_restart)
@@ -222,6 +268,7 @@ int main(void)
 	h_add_test(tc, test_lagging_follower_gets_snapshot);
 	h_add_test(tc, test_lost_snapshot_is_sent_again);
 	h_add_test(tc, test_compacted_cluster_restart);
+	h_add_test(tc, test_stalled_snapshot_stream_is_dropped);
 	suite_add_tcase(s, tc);
 	return h_run_suite(s);
 }

@@ -91,8 +91,7 @@ static void replay_line(const struct trun *run, char *buf, size_t len)
 		 cfg->seed, cfg->duration_ms, cfg->nodes, h_net_name(cfg->net), cfg->clients,
 		 cfg->keys, fl, cfg->overlap ? " --overlap" : "", cfg->rate, cfg->op_timeout_ms,
 		 cfg->read_pct, cfg->cas_pct, cfg->snapshot_count, cfg->out_dir,
-		 cfg->nosync ? " --nosync" : "",
-		 cfg->inject_anomaly ? " --inject-anomaly" : "");
+		 cfg->nosync ? " --nosync" : "", cfg->inject_anomaly ? " --inject-anomaly" : "");
 }
 
 /* Ops completed during [from, to): ok / info counts. */
