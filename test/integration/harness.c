@@ -223,6 +223,20 @@ bool h_log_contains(const char *log_path, const char *needle)
 	return found;
 }
 
+int h_log_count(const char *log_path, const char *needle)
+{
+	FILE *f = fopen(log_path, "r");
+	if (f == NULL)
+		return 0;
+	char line[4096];
+	int n = 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	fclose(f);
+	return n;
+}
+
 bool h_wait_log(struct h_cluster *c, int id, const char *needle, int timeout_ms)
 {
 	uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
@@ -2059,6 +2073,58 @@ int64_t h_put_anywhere(struct h_cluster *c, unsigned mask, const char *key, cons
 		h_free(r);
 	}
 	return 0;
+}
+
+void h_assert_converged(struct h_cluster *c, unsigned mask, int timeout_ms)
+{
+	const uint64_t empty = 0xcbf29ce484222325ull; /* FNV-1a offset: the hash of nothing */
+	uint64_t deadline = h_now_ms() + (uint64_t)timeout_ms;
+	char last[512];
+	for (;;) {
+		bool same = true;
+		int first = 0;
+		uint64_t applied = 0, hash = 0;
+		int64_t rev = 0;
+		last[0] = '\0';
+		for (int id = 1; id <= c->n; id++) {
+			if (!(mask & (1u << id)))
+				continue;
+			struct h_conn *hc = h_connect_member(c, id, 1000);
+			struct h_req rq;
+			h_req_status(&rq);
+			rq.status.kv_hash = true;
+			Cairn__Response *r = hc ? h_call(hc, &rq.req, 2000) : NULL;
+			h_close(hc);
+			if (r == NULL || h_errcode(r) != 0 ||
+			    r->op_case != CAIRN__RESPONSE__OP_STATUS) {
+				h_free(r);
+				same = false;
+				size_t l = strlen(last);
+				snprintf(last + l, sizeof(last) - l, " member %d: no status;", id);
+				continue;
+			}
+			const Cairn__StatusResponse *st = r->status;
+			size_t l = strlen(last);
+			snprintf(last + l, sizeof(last) - l,
+				 " member %d: applied %llu revision %lld hash %llx;", id,
+				 (unsigned long long)st->applied_index, (long long)st->revision,
+				 (unsigned long long)st->kv_hash);
+			if (first == 0) {
+				first = id;
+				applied = st->applied_index;
+				rev = st->revision;
+				hash = st->kv_hash;
+			} else if (st->applied_index != applied || st->revision != rev ||
+				   st->kv_hash != hash) {
+				same = false;
+			}
+			h_free(r);
+		}
+		if (same && first != 0 && hash != 0 && hash != empty)
+			return;
+		H_ASSERT_MSG(h_now_ms() < deadline, "members did not converge:%s", last);
+		h_pause_ms(20);
+	}
 }
 
 bool h_wait_value(struct h_cluster *c, int id, const char *key, const char *val, bool serializable,

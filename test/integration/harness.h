@@ -206,6 +206,9 @@ int h_run_cairnd(const char *const *argv, const char *log_path, int timeout_ms);
 
 /* Logs. */
 bool h_log_contains(const char *log_path, const char *needle);
+/* Lines of a log that contain `needle` (0 if it cannot be read). Member logs span every
+ * process of that member: the harness appends. */
+int h_log_count(const char *log_path, const char *needle);
 /* Waits until member `id`'s log contains `needle`. */
 bool h_wait_log(struct h_cluster *c, int id, const char *needle, int timeout_ms);
 /* Prints the last `lines` lines of a log to stderr. */
@@ -311,6 +314,10 @@ Cairn__Response *h_member_status(struct h_cluster *c, int id, int timeout_ms);
  * acknowledged write, or 0 at the deadline. */
 int64_t h_put_anywhere(struct h_cluster *c, unsigned mask, const char *key, const char *val,
 		       int timeout_ms);
+/* Waits until every member of `mask` reports the same applied index, revision and kv_hash
+ * (Status with kv_hash), and that hash is not the empty store's; asserts it within
+ * `timeout_ms`, naming what differed. */
+void h_assert_converged(struct h_cluster *c, unsigned mask, int timeout_ms);
 /* Waits until a read of `key` on member `id` returns value `val` (NULL: the key is absent). */
 bool h_wait_value(struct h_cluster *c, int id, const char *key, const char *val, bool serializable,
 		  int timeout_ms);

@@ -35,52 +35,6 @@ static void assert_not_stale(struct h_conn *hc, int id, const char *key, const c
 	h_free(r);
 }
 
-/* Every member reports the same applied index, revision and key-value hash. */
-static void assert_converged(struct h_cluster *c)
-{
-	uint64_t deadline = h_now_ms() + CONVERGE_MS;
-	char last[512] = "";
-	for (;;) {
-		bool same = true;
-		uint64_t applied = 0, hash = 0;
-		int64_t rev = 0;
-		last[0] = '\0';
-		for (int id = 1; id <= c->n && same; id++) {
-			struct h_conn *hc = h_connect_member(c, id, 1000);
-			struct h_req rq;
-			h_req_status(&rq);
-			rq.status.kv_hash = true;
-			Cairn__Response *r = hc ? h_call(hc, &rq.req, 2000) : NULL;
-			h_close(hc);
-			if (r == NULL || h_errcode(r) != 0 ||
-			    r->op_case != CAIRN__RESPONSE__OP_STATUS) {
-				h_free(r);
-				same = false;
-				break;
-			}
-			const Cairn__StatusResponse *st = r->status;
-			size_t l = strlen(last);
-			snprintf(last + l, sizeof(last) - l,
-				 " member %d: applied %llu revision %lld hash %llx;", id,
-				 (unsigned long long)st->applied_index, (long long)st->revision,
-				 (unsigned long long)st->kv_hash);
-			if (id == 1) {
-				applied = st->applied_index;
-				rev = st->revision;
-				hash = st->kv_hash;
-			} else if (st->applied_index != applied || st->revision != rev ||
-				   st->kv_hash != hash) {
-				same = false;
-			}
-			h_free(r);
-		}
-		if (same)
-			return;
-		H_ASSERT_MSG(h_now_ms() < deadline, "members did not converge:%s", last);
-		h_pause_ms(20);
-	}
-}
-
 /* The first running member other than `a` and `b`. */
 static int other_than(int a, int b)
 {
@@ -137,7 +91,7 @@ START_TEST(test_netns_isolated_leader_serves_no_stale_read)
 	H_ASSERT(h_find_leader(c, H_LEADER_TIMEOUT_MS) != 0);
 	H_ASSERT(h_wait_value(c, old, "x", "new", false, RETRY_MS));
 	H_ASSERT(h_put_anywhere(c, H_ALL, "after", "heal", RETRY_MS) > 0);
-	assert_converged(c);
+	h_assert_converged(c, H_ALL, CONVERGE_MS);
 	h_close(oc);
 	h_cluster_destroy(c);
 }
@@ -209,7 +163,7 @@ START_TEST(test_netns_oneway_leader_out)
 	H_ASSERT(h_find_leader(c, H_LEADER_TIMEOUT_MS) != 0);
 	H_ASSERT(h_wait_value(c, old, "y", "new", false, RETRY_MS));
 	H_ASSERT(h_put_anywhere(c, H_ALL, "after", "heal", RETRY_MS) > 0);
-	assert_converged(c);
+	h_assert_converged(c, H_ALL, CONVERGE_MS);
 	h_close(oc);
 	h_cluster_destroy(c);
 }

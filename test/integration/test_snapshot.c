@@ -42,47 +42,6 @@ static void write_keys(struct h_cluster *c, unsigned mask, int from, int to, int
 	}
 }
 
-/* Every member reports the same applied index, revision and kv_hash (not the empty store's). */
-static void assert_converged(struct h_cluster *c, unsigned mask)
-{
-	uint64_t deadline = h_now_ms() + RETRY_MS;
-	for (;;) {
-		uint64_t hash[H_MAX_MEMBERS + 1] = {0}, at[H_MAX_MEMBERS + 1] = {0};
-		int64_t rev[H_MAX_MEMBERS + 1] = {0};
-		int first = 0;
-		bool same = true;
-		for (int id = 1; id <= c->n; id++) {
-			if (!(mask & (1u << id)))
-				continue;
-			struct h_conn *mc = h_connect_member(c, id, H_RPC_TIMEOUT_MS);
-			H_ASSERT(mc != NULL);
-			struct h_req sq;
-			h_req_status(&sq);
-			sq.status.kv_hash = true;
-			Cairn__Response *st = h_call(mc, &sq.req, H_RPC_TIMEOUT_MS);
-			H_ASSERT_OK(st);
-			hash[id] = st->status->kv_hash;
-			at[id] = st->status->applied_index;
-			rev[id] = st->status->revision;
-			h_free(st);
-			h_close(mc);
-			if (first == 0)
-				first = id;
-			else if (hash[id] != hash[first] || at[id] != at[first] ||
-				 rev[id] != rev[first])
-				same = false;
-		}
-		if (same && hash[first] != 0 && hash[first] != 0xcbf29ce484222325ull)
-			return;
-		H_ASSERT_MSG(h_now_ms() < deadline,
-			     "members did not converge: applied %llu/%llu/%llu hash %llx/%llx/%llx",
-			     (unsigned long long)at[1], (unsigned long long)at[2],
-			     (unsigned long long)at[3], (unsigned long long)hash[1],
-			     (unsigned long long)hash[2], (unsigned long long)hash[3]);
-		h_pause_ms(50);
-	}
-}
-
 /* Serializable reads on member `id` return every key as written last. */
 static void assert_keys(struct h_cluster *c, int id, int n, int round)
 {
@@ -113,7 +72,7 @@ START_TEST(test_lagging_follower_gets_snapshot)
 	h_member_start(c, f);
 	H_ASSERT(h_wait_log(c, f, "installed a snapshot", RETRY_MS));
 	assert_keys(c, f, 120, 2);
-	assert_converged(c, H_ALL);
+	h_assert_converged(c, H_ALL, RETRY_MS);
 	Cairn__Response *st = h_member_status(c, f, H_RPC_TIMEOUT_MS);
 	H_ASSERT_OK(st);
 	H_ASSERT(st->status->snapshots_installed >= 1);
@@ -129,31 +88,16 @@ START_TEST(test_lagging_follower_gets_snapshot)
 	}
 	/* After the install it follows the log again. */
 	write_keys(c, H_ALL, 0, 30, 3);
-	assert_converged(c, H_ALL);
+	h_assert_converged(c, H_ALL, RETRY_MS);
 	/* Restart from the compacted log: the data and the log position survive. */
 	h_member_stop_ok(c, f);
 	h_member_start(c, f);
 	assert_keys(c, f, 30, 3);
 	write_keys(c, H_ALL, 30, 40, 3);
-	assert_converged(c, H_ALL);
+	h_assert_converged(c, H_ALL, RETRY_MS);
 	h_cluster_destroy(c);
 }
 END_TEST
-
-/* Occurrences of `needle` in a log file. */
-static int log_count(const char *path, const char *needle)
-{
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	char line[4096];
-	int n = 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, needle) != NULL)
-			n++;
-	fclose(f);
-	return n;
-}
 
 /* A snapshot transfer is lost in the network: the link from the leader to the follower delays
  * everything by a second, and once the leader has started the stream the link turns into a
@@ -181,11 +125,11 @@ START_TEST(test_lost_snapshot_is_sent_again)
 	h_heal(c);
 	H_ASSERT(h_wait_log(c, f, "installed a snapshot", RETRY_MS));
 	assert_keys(c, f, 80, 2);
-	assert_converged(c, H_ALL);
+	h_assert_converged(c, H_ALL, RETRY_MS);
 	/* The first stream was lost, so the leader sent at least one more. */
-	H_ASSERT_MSG(log_count(c->m[leader].log_path, "sending a snapshot") >= 2,
+	H_ASSERT_MSG(h_log_count(c->m[leader].log_path, "sending a snapshot") >= 2,
 		     "the leader started only %d snapshot stream(s)",
-		     log_count(c->m[leader].log_path, "sending a snapshot"));
+		     h_log_count(c->m[leader].log_path, "sending a snapshot"));
 	h_cluster_destroy(c);
 }
 END_TEST
@@ -231,7 +175,7 @@ START_TEST(test_stalled_snapshot_stream_is_dropped)
 	h_heal(c);
 	H_ASSERT(h_wait_log(c, f, "installed a snapshot", RETRY_MS));
 	assert_keys(c, f, 40, 1);
-	assert_converged(c, H_ALL);
+	h_assert_converged(c, H_ALL, RETRY_MS);
 	h_cluster_destroy(c);
 }
 END_TEST
@@ -245,7 +189,7 @@ START_TEST(test_compacted_cluster_restart)
 	struct h_cluster *c = h_cluster_new(&o);
 	h_cluster_start(c);
 	write_keys(c, H_ALL, 0, 60, 1);
-	assert_converged(c, H_ALL);
+	h_assert_converged(c, H_ALL, RETRY_MS);
 	for (int id = 1; id <= 3; id++)
 		H_ASSERT(h_wait_log(c, id, "log compacted", RETRY_MS));
 	for (int id = 1; id <= 3; id++)
@@ -256,7 +200,7 @@ START_TEST(test_compacted_cluster_restart)
 	for (int id = 1; id <= 3; id++)
 		assert_keys(c, id, 60, 1);
 	write_keys(c, H_ALL, 0, 10, 2);
-	assert_converged(c, H_ALL);
+	h_assert_converged(c, H_ALL, RETRY_MS);
 	h_cluster_destroy(c);
 }
 END_TEST

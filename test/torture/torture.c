@@ -458,21 +458,6 @@ static void check_convergence(struct trun *run, struct h_cluster *c)
 
 /* ---- stopping ---------------------------------------------------------------------------- */
 
-/* Lines of a member's log (all its processes: the harness appends) that contain `needle`. */
-static int count_lines(const char *path, const char *needle)
-{
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	char line[4096];
-	int n = 0;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strstr(line, needle) != NULL)
-			n++;
-	fclose(f);
-	return n;
-}
-
 static void stop_members(struct trun *run, struct h_cluster *c)
 {
 	struct torture_result *res = run->res;
@@ -503,8 +488,8 @@ static void stop_members(struct trun *run, struct h_cluster *c)
 		}
 		snprintf(path, sizeof(path), "%s/members/member-%d.log", run->dir, id);
 		copy_file(m->log_path, path);
-		run->res->compactions += count_lines(m->log_path, "log compacted");
-		run->res->snapshots_installed += count_lines(m->log_path, "installed a snapshot");
+		run->res->compactions += h_log_count(m->log_path, "log compacted");
+		run->res->snapshots_installed += h_log_count(m->log_path, "installed a snapshot");
 	}
 }
 
