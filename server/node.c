@@ -219,7 +219,6 @@ static void on_read_result(struct server *s, const struct raft_read *rd)
 	}
 	p->index = rd->index;
 	plist_push(&s->reads_ready, p);
-	serve_ready_reads(s);
 }
 
 /* etcd answers an empty key with "key is not provided"; so do we, rather than calling it too
@@ -358,23 +357,31 @@ static bool admit_write(struct server *s, size_t request_bytes)
 {
 	if (worker_nospace(s))
 		return false;
-	struct storage_space sp;
-	uint64_t seq;
-	worker_space(s, &sp, &seq);
-	if (sp.map_size == 0)
-		return true; /* no reading yet */
-	if (seq != s->admitted_seq) {
-		s->admitted_seq = seq;
-		s->admitted_bytes = 0;
+	for (int attempt = 0;; attempt++) {
+		struct storage_space sp;
+		uint64_t seq;
+		worker_space(s, &sp, &seq);
+		if (sp.map_size == 0)
+			return true; /* no reading yet */
+		if (seq != s->admitted_seq) {
+			s->admitted_seq = seq;
+			s->admitted_bytes = 0;
+		}
+		uint64_t cost =
+		    (uint64_t)request_bytes * CAIRN_SPACE_WRITE_FACTOR + 2 * sp.page_size;
+		uint64_t reserve = sp.map_size / 64;
+		if (reserve < 16 * sp.page_size)
+			reserve = 16 * sp.page_size;
+		if (sp.used_bytes + s->admitted_bytes + cost + reserve <= sp.map_size) {
+			s->admitted_bytes += cost;
+			return true;
+		}
+		/* Refused partly because of writes counted since the reading: those may be on
+		 * disk by now (the worker reads again only after its commits), so read again
+		 * rather than refuse for good. */
+		if (attempt > 0 || s->admitted_bytes == 0 || !worker_space_refresh(s))
+			return false;
 	}
-	uint64_t cost = (uint64_t)request_bytes * CAIRN_SPACE_WRITE_FACTOR + 2 * sp.page_size;
-	uint64_t reserve = sp.map_size / 64;
-	if (reserve < 16 * sp.page_size)
-		reserve = 16 * sp.page_size;
-	if (sp.used_bytes + s->admitted_bytes + cost + reserve > sp.map_size)
-		return false;
-	s->admitted_bytes += cost;
-	return true;
 }
 
 static void handle_write(struct conn *c, Cairn__Request *req)
@@ -382,11 +389,6 @@ static void handle_write(struct conn *c, Cairn__Request *req)
 	struct server *s = c->s;
 	if (raft_role(s->raft) != RAFT_LEADER) {
 		reply_not_leader(c, req->id);
-		return;
-	}
-	if (!admit_write(s, cairn__request__get_packed_size(req))) {
-		reply_error(c, req->id, CAIRN__ERROR_CODE__NO_SPACE,
-			    "the data store is full (--map-size); reads still work");
 		return;
 	}
 	Cairn__TxnRequest txn;
@@ -406,6 +408,12 @@ static void handle_write(struct conn *c, Cairn__Request *req)
 	}
 	if (rv != 0) {
 		reply_error(c, req->id, convert_storage_error(rv), msg);
+		return;
+	}
+	/* Only valid writes are charged against the space estimate. */
+	if (!admit_write(s, cairn__request__get_packed_size(req))) {
+		reply_error(c, req->id, CAIRN__ERROR_CODE__NO_SPACE,
+			    "the data store is full (--map-size); reads still work");
 		return;
 	}
 	Cairn__Peer__Command cmd = CAIRN__PEER__COMMAND__INIT;
@@ -735,6 +743,8 @@ static void process_update(struct server *s, const struct raft_update *u)
 
 	for (size_t i = 0; i < u->n_reads; i++)
 		on_read_result(s, &u->reads[i]);
+	if (u->n_reads > 0)
+		serve_ready_reads(s); /* one pass for all the reads this update confirmed */
 }
 
 void node_process_updates(struct server *s)

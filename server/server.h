@@ -234,6 +234,9 @@ void worker_submit(struct server *s, struct job *j);
 void worker_stop(struct server *s);
 void job_free(struct job *j);
 bool worker_nospace(struct server *s);
+/* Takes a new space reading now unless one is younger than CAIRN_SPACE_REFRESH_MS (loop
+ * thread: admission control when its estimate is stale). True when it took one. */
+bool worker_space_refresh(struct server *s);
 /* The latest space reading and its sequence number. */
 void worker_space(struct server *s, struct storage_space *out, uint64_t *seq);
 
@@ -304,6 +307,7 @@ struct server {
 	uint64_t bytes_since_compact; /* entry bytes applied since the last compaction */
 	uint64_t compactions;
 	uint64_t snapshots_sent, snapshots_installed;
+	uint8_t *snap_buf; /* CAIRN_SNAPSHOT_CHUNK bytes, allocated by the first stream */
 	struct {
 		struct storage_snapshot_install *in; /* spooling; NULL when idle */
 		bool installing;		     /* handed to the worker */

@@ -159,16 +159,14 @@ static void pump_one(struct server *s, struct peer *p, uint8_t *buf)
 
 void snapshot_pump(struct server *s)
 {
-	uint8_t *buf = NULL;
 	for (size_t i = 0; i < s->n_peers; i++) {
 		struct peer *p = &s->peers[i];
 		if (p->snap == NULL)
 			continue;
-		if (buf == NULL && (buf = malloc(CAIRN_SNAPSHOT_CHUNK)) == NULL)
+		if (s->snap_buf == NULL && (s->snap_buf = malloc(CAIRN_SNAPSHOT_CHUNK)) == NULL)
 			return; /* try again next turn */
-		pump_one(s, p, buf);
+		pump_one(s, p, s->snap_buf);
 	}
-	free(buf);
 }
 
 /* ---- receiving (follower) ------------------------------------------------------------------ */
@@ -370,6 +368,8 @@ void snapshot_stop(struct server *s)
 {
 	for (size_t i = 0; i < s->n_peers; i++)
 		send_close(&s->peers[i]);
+	free(s->snap_buf);
+	s->snap_buf = NULL;
 	if (s->snap_in.in != NULL && !s->snap_in.installing) {
 		storage_snapshot_install_abort(s->snap_in.in);
 		s->snap_in.in = NULL;

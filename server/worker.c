@@ -116,20 +116,30 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Reads how full the store is, at most every CAIRN_SPACE_REFRESH_MS. */
-static void refresh_space(struct worker *w, bool force)
+/* Reads how full the store is, at most every CAIRN_SPACE_REFRESH_MS; from either thread
+ * (a read transaction). Returns true when it took a reading. */
+static bool refresh_space(struct worker *w, bool force)
 {
 	uint64_t now = mono_ms();
-	if (!force && now < w->space_at_ms + CAIRN_SPACE_REFRESH_MS)
-		return;
+	pthread_mutex_lock(&w->mu);
+	bool due = force || now >= w->space_at_ms + CAIRN_SPACE_REFRESH_MS;
+	pthread_mutex_unlock(&w->mu);
+	if (!due)
+		return false;
 	struct storage_space sp;
 	if (storage_space(w->s->store, &sp, NULL, 0) != 0)
-		return;
+		return false;
 	pthread_mutex_lock(&w->mu);
 	w->space = sp;
 	w->space_seq++;
 	w->space_at_ms = now;
 	pthread_mutex_unlock(&w->mu);
+	return true;
+}
+
+bool worker_space_refresh(struct server *s)
+{
+	return refresh_space(&s->worker, false);
 }
 
 void worker_space(struct server *s, struct storage_space *out, uint64_t *seq)

@@ -593,31 +593,55 @@ int sto_commit(storage_t *h, MDB_txn *txn, enum sto_durability d, char *errmsg, 
 	return 0;
 }
 
-int sto_meta_get_pair(storage_t *h, MDB_txn *txn, const char *key, uint64_t def0, uint64_t def1,
-		      uint64_t *a, uint64_t *b, char *errmsg, size_t errlen)
+/* Reads meta record `key` of exactly `size` bytes into buf; *found = false when absent. */
+static int meta_get(storage_t *h, MDB_txn *txn, const char *key, uint8_t *buf, size_t size,
+		    bool *found, char *errmsg, size_t errlen)
 {
-	MDB_val k;
+	MDB_val k = {.mv_size = strlen(key), .mv_data = (void *)key};
 	MDB_val v;
-	int rc;
+	int rc = mdb_get(txn, h->dbi_meta, &k, &v);
 
-	k.mv_data = (void *)key;
-	k.mv_size = strlen(key);
-	rc = mdb_get(txn, h->dbi_meta, &k, &v);
+	*found = false;
 	if (rc == MDB_NOTFOUND) {
-		*a = def0;
-		*b = def1;
 		return 0;
 	}
 	if (rc != 0) {
 		return sto_mdb_err(errmsg, errlen, rc, "cannot read meta");
 	}
-	if (v.mv_size != STO_PAIR_SIZE) {
+	if (v.mv_size != size) {
 		return sto_err(errmsg, errlen, STORAGE_ECORRUPT,
-			       "meta record %s is %zu bytes, expected %u", key, v.mv_size,
-			       STO_PAIR_SIZE);
+			       "meta record %s is %zu bytes, expected %zu", key, v.mv_size, size);
 	}
-	*a = sto_get_u64(v.mv_data);
-	*b = sto_get_u64((const uint8_t *)v.mv_data + STO_U64_SIZE);
+	memcpy(buf, v.mv_data, size);
+	*found = true;
+	return 0;
+}
+
+static int meta_put(storage_t *h, MDB_txn *txn, const char *key, uint8_t *buf, size_t size,
+		    char *errmsg, size_t errlen)
+{
+	MDB_val k = {.mv_size = strlen(key), .mv_data = (void *)key};
+	MDB_val v = {.mv_size = size, .mv_data = buf};
+	int rc = mdb_put(txn, h->dbi_meta, &k, &v, 0);
+
+	if (rc != 0) {
+		return sto_mdb_err(errmsg, errlen, rc, "cannot write meta");
+	}
+	return 0;
+}
+
+int sto_meta_get_pair(storage_t *h, MDB_txn *txn, const char *key, uint64_t def0, uint64_t def1,
+		      uint64_t *a, uint64_t *b, char *errmsg, size_t errlen)
+{
+	uint8_t buf[STO_PAIR_SIZE];
+	bool found;
+	int rv = meta_get(h, txn, key, buf, sizeof(buf), &found, errmsg, errlen);
+
+	if (rv != 0) {
+		return rv;
+	}
+	*a = found ? sto_get_u64(buf) : def0;
+	*b = found ? sto_get_u64(buf + STO_U64_SIZE) : def1;
 	return 0;
 }
 
@@ -625,46 +649,23 @@ int sto_meta_put_pair(storage_t *h, MDB_txn *txn, const char *key, uint64_t a, u
 		      char *errmsg, size_t errlen)
 {
 	uint8_t buf[STO_PAIR_SIZE];
-	MDB_val k;
-	MDB_val v;
-	int rc;
 
 	sto_put_u64(buf, a);
 	sto_put_u64(buf + STO_U64_SIZE, b);
-	k.mv_data = (void *)key;
-	k.mv_size = strlen(key);
-	v.mv_data = buf;
-	v.mv_size = sizeof(buf);
-	rc = mdb_put(txn, h->dbi_meta, &k, &v, 0);
-	if (rc != 0) {
-		return sto_mdb_err(errmsg, errlen, rc, "cannot write meta");
-	}
-	return 0;
+	return meta_put(h, txn, key, buf, sizeof(buf), errmsg, errlen);
 }
 
 int sto_meta_get_u64(storage_t *h, MDB_txn *txn, const char *key, uint64_t *out, char *errmsg,
 		     size_t errlen)
 {
-	MDB_val k;
-	MDB_val v;
-	int rc;
+	uint8_t buf[STO_U64_SIZE];
+	bool found;
+	int rv = meta_get(h, txn, key, buf, sizeof(buf), &found, errmsg, errlen);
 
-	k.mv_data = (void *)key;
-	k.mv_size = strlen(key);
-	rc = mdb_get(txn, h->dbi_meta, &k, &v);
-	if (rc == MDB_NOTFOUND) {
-		*out = 0;
-		return 0;
+	if (rv != 0) {
+		return rv;
 	}
-	if (rc != 0) {
-		return sto_mdb_err(errmsg, errlen, rc, "cannot read meta");
-	}
-	if (v.mv_size != STO_U64_SIZE) {
-		return sto_err(errmsg, errlen, STORAGE_ECORRUPT,
-			       "meta record %s is %zu bytes, expected %u", key, v.mv_size,
-			       STO_U64_SIZE);
-	}
-	*out = sto_get_u64(v.mv_data);
+	*out = found ? sto_get_u64(buf) : 0;
 	return 0;
 }
 
@@ -672,20 +673,9 @@ int sto_meta_put_u64(storage_t *h, MDB_txn *txn, const char *key, uint64_t val, 
 		     size_t errlen)
 {
 	uint8_t buf[STO_U64_SIZE];
-	MDB_val k;
-	MDB_val v;
-	int rc;
 
 	sto_put_u64(buf, val);
-	k.mv_data = (void *)key;
-	k.mv_size = strlen(key);
-	v.mv_data = buf;
-	v.mv_size = sizeof(buf);
-	rc = mdb_put(txn, h->dbi_meta, &k, &v, 0);
-	if (rc != 0) {
-		return sto_mdb_err(errmsg, errlen, rc, "cannot write meta");
-	}
-	return 0;
+	return meta_put(h, txn, key, buf, sizeof(buf), errmsg, errlen);
 }
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n)

@@ -15,6 +15,17 @@ static const char *result_msg(int rv, const char *msg)
 	return msg;
 }
 
+/* A write the server answered with success was applied: if its result cannot be built (no
+ * memory, a malformed response), the caller must not read the error as "not applied". */
+static int applied_result(int rv, const char **msg)
+{
+	if (rv == 0) {
+		return 0;
+	}
+	*msg = "the write was applied, but its result could not be decoded";
+	return CAIRN_EUNKNOWN;
+}
+
 static void done_range(struct op *op, int rv, const char *msg, const Cairn__Response *r,
 		       const char *addr)
 {
@@ -35,8 +46,7 @@ static void done_put(struct op *op, int rv, const char *msg, const Cairn__Respon
 
 	(void)addr;
 	if (rv == 0) {
-		rv = cairni_result_put(r, &res);
-		msg = result_msg(rv, msg);
+		rv = applied_result(cairni_result_put(r, &res), &msg);
 	}
 	op->cb.put(rv, msg, res, op->user_arg);
 }
@@ -48,8 +58,7 @@ static void done_delete(struct op *op, int rv, const char *msg, const Cairn__Res
 
 	(void)addr;
 	if (rv == 0) {
-		rv = cairni_result_delete(r, &res);
-		msg = result_msg(rv, msg);
+		rv = applied_result(cairni_result_delete(r, &res), &msg);
 	}
 	op->cb.del(rv, msg, res, op->user_arg);
 }
@@ -61,11 +70,7 @@ static void done_txn(struct op *op, int rv, const char *msg, const Cairn__Respon
 
 	(void)addr;
 	if (rv == 0) {
-		rv = cairni_result_txn(r, &res);
-		if (rv == CAIRN_EPROTO) {
-			msg = "malformed transaction response";
-		}
-		msg = result_msg(rv, msg);
+		rv = applied_result(cairni_result_txn(r, &res), &msg);
 	}
 	op->cb.txn(rv, msg, res, op->user_arg);
 }

@@ -809,7 +809,17 @@ static void op_send(struct conn *conn, struct op *op)
 	cairn_client *c = op->c;
 
 	op->req_id = ++c->next_id;
-	if (frame_append(conn, op) != 0 || table_insert(c, op) != 0) {
+	/* Register the id before the frame can leave: a frame queued for an op that then fails
+	 * here would still be sent, and a write would be reported "not applied" (and its
+	 * session sequence number reused) while the server applies it. */
+	if (table_insert(c, op) != 0) {
+		op->req_id = 0;
+		op->state = OPS_WAIT_RETRY; /* not in any list */
+		op_finish(op, CAIRN_ENOMEM, "out of memory", NULL, NULL);
+		return;
+	}
+	if (frame_append(conn, op) != 0) {
+		table_remove(c, op);
 		op->req_id = 0;
 		op->state = OPS_WAIT_RETRY; /* not in any list */
 		op_finish(op, CAIRN_ENOMEM, "out of memory", NULL, NULL);

@@ -2075,6 +2075,34 @@ int64_t h_put_anywhere(struct h_cluster *c, unsigned mask, const char *key, cons
 	return 0;
 }
 
+void h_assert_not_stale(struct h_conn *hc, int id, const char *key, const char *stale,
+			const char *fresh, int timeout_ms)
+{
+	Cairn__Response *r = h_get(hc, key, false, timeout_ms);
+	if (r == NULL) {
+		h_note("linearizable read on %d: no answer", id);
+		return;
+	}
+	int code = h_errcode(r);
+	if (code != 0) {
+		h_note("linearizable read on %d: %s (%s)", id, h_errname(code), h_errmsg(r));
+		H_ASSERT_MSG(code == CAIRN__ERROR_CODE__NO_LEADER ||
+				 code == CAIRN__ERROR_CODE__NOT_LEADER ||
+				 code == CAIRN__ERROR_CODE__LEADERSHIP_LOST ||
+				 code == CAIRN__ERROR_CODE__TIMEOUT,
+			     "linearizable read on deposed leader %d failed with %s (%s)", id,
+			     h_errname(code), h_errmsg(r));
+		h_free(r);
+		return;
+	}
+	const Cairn__KeyValue *kv = h_kv(r);
+	H_ASSERT_MSG(!h_kv_is(kv, stale),
+		     "linearizable read on deposed leader %d returned the stale value %s", id,
+		     stale);
+	H_ASSERT_MSG(h_kv_is(kv, fresh), "linearizable read on %d returned something else", id);
+	h_free(r);
+}
+
 void h_assert_converged(struct h_cluster *c, unsigned mask, int timeout_ms)
 {
 	const uint64_t empty = 0xcbf29ce484222325ull; /* FNV-1a offset: the hash of nothing */

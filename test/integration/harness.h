@@ -318,6 +318,11 @@ int64_t h_put_anywhere(struct h_cluster *c, unsigned mask, const char *key, cons
  * (Status with kv_hash), and that hash is not the empty store's; asserts it within
  * `timeout_ms`, naming what differed. */
 void h_assert_converged(struct h_cluster *c, unsigned mask, int timeout_ms);
+/* A linearizable read of `key` on deposed leader `id` (connection `hc`): within `timeout_ms`
+ * it must return `fresh`, get no answer, or be refused with NO_LEADER, NOT_LEADER,
+ * LEADERSHIP_LOST or TIMEOUT; never return `stale`, another value or another error. */
+void h_assert_not_stale(struct h_conn *hc, int id, const char *key, const char *stale,
+			const char *fresh, int timeout_ms);
 /* Waits until a read of `key` on member `id` returns value `val` (NULL: the key is absent). */
 bool h_wait_value(struct h_cluster *c, int id, const char *key, const char *val, bool serializable,
 		  int timeout_ms);

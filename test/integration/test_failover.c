@@ -351,32 +351,6 @@ START_TEST(test_retry_of_unanswered_write_applies_once)
 }
 END_TEST
 
-/* Sends a linearizable read of `key` to member `id` on `hc`: no answer within the deadline or
- * an error are allowed, a value must be `fresh`, never `stale`. */
-static void assert_not_stale(struct h_cluster *c, struct h_conn *hc, int id, const char *key,
-			     const char *stale, const char *fresh)
-{
-	Cairn__Response *r = h_get(hc, key, false, STALE_READ_MS);
-	if (r == NULL) {
-		h_note("linearizable read on %d: no answer", id);
-		return; /* no answer: allowed */
-	}
-	if (h_errcode(r) != 0) {
-		h_note("linearizable read on %d: %s (%s)", id, h_errname(h_errcode(r)),
-		       h_errmsg(r));
-		h_free(r);
-		return; /* refused: allowed */
-	}
-	h_note("linearizable read on %d: a value", id);
-	const Cairn__KeyValue *kv = h_kv(r);
-	H_ASSERT_MSG(!h_kv_is(kv, stale),
-		     "linearizable read on deposed leader %d returned the stale value %s", id,
-		     stale);
-	H_ASSERT_MSG(h_kv_is(kv, fresh), "linearizable read on %d returned something else", id);
-	h_free(r);
-	(void)c;
-}
-
 /* A leader cut off from the others by the proxy must not serve a stale linearizable read:
  * after the majority elects a new leader and a new value is written there, a linearizable
  * read sent to the old leader fails, times out, or returns the new value — never the old. */
@@ -403,10 +377,10 @@ START_TEST(test_partitioned_leader_serves_no_stale_read)
 	H_ASSERT(h_kv_is(h_kv(r), "old"));
 	h_free(r);
 	/* But a linearizable read there must not return it. */
-	assert_not_stale(c, oc, old, "x", "old", "new");
+	h_assert_not_stale(oc, old, "x", "old", "new", STALE_READ_MS);
 	struct h_conn *oc2 = h_connect_member(c, old, H_RPC_TIMEOUT_MS);
 	H_ASSERT(oc2 != NULL);
-	assert_not_stale(c, oc2, old, "x", "old", "new");
+	h_assert_not_stale(oc2, old, "x", "old", "new", STALE_READ_MS);
 	h_close(oc2);
 	/* Nor may it acknowledge a write. */
 	r = h_put(oc, "x", "from-the-minority", 2000);
@@ -449,7 +423,7 @@ START_TEST(test_paused_leader_serves_no_stale_read)
 		H_ASSERT_MSG(h_kv_is(h_kv(r), "new"),
 			     "resumed old leader returned a stale linearizable read");
 	h_free(r);
-	assert_not_stale(c, oc, old, "y", "old", "new");
+	h_assert_not_stale(oc, old, "y", "old", "new", STALE_READ_MS);
 	H_ASSERT(h_find_leader(c, H_LEADER_TIMEOUT_MS) != 0);
 	H_ASSERT(h_wait_value(c, old, "y", "new", true, RETRY_MS));
 	h_close(oc);

@@ -15,26 +15,6 @@
 #define STALE_READ_MS 3000  /* how long a read on a deposed leader is given to answer */
 #define CONVERGE_MS   20000
 
-/* A linearizable read on deposed leader `id` must fail, time out or return `fresh` — never
- * `stale`. */
-static void assert_not_stale(struct h_conn *hc, int id, const char *key, const char *stale,
-			     const char *fresh)
-{
-	Cairn__Response *r = h_get(hc, key, false, STALE_READ_MS);
-	if (r == NULL || h_errcode(r) != 0) {
-		h_note("linearizable read on %d: %s", id,
-		       r == NULL ? "no answer" : h_errname(h_errcode(r)));
-		h_free(r);
-		return;
-	}
-	const Cairn__KeyValue *kv = h_kv(r);
-	H_ASSERT_MSG(!h_kv_is(kv, stale),
-		     "linearizable read on deposed leader %d returned the stale value %s", id,
-		     stale);
-	H_ASSERT_MSG(h_kv_is(kv, fresh), "linearizable read on %d returned something else", id);
-	h_free(r);
-}
-
 /* The first running member other than `a` and `b`. */
 static int other_than(int a, int b)
 {
@@ -78,10 +58,10 @@ START_TEST(test_netns_isolated_leader_serves_no_stale_read)
 	H_ASSERT_OK(r);
 	H_ASSERT_MSG(h_kv_is(h_kv(r), "old"), "the isolated member saw the new value");
 	h_free(r);
-	assert_not_stale(oc, old, "x", "old", "new");
+	h_assert_not_stale(oc, old, "x", "old", "new", STALE_READ_MS);
 	struct h_conn *oc2 = h_connect_member(c, old, H_RPC_TIMEOUT_MS);
 	H_ASSERT(oc2 != NULL);
-	assert_not_stale(oc2, old, "x", "old", "new");
+	h_assert_not_stale(oc2, old, "x", "old", "new", STALE_READ_MS);
 	h_close(oc2);
 	r = h_put(oc, "x", "from-the-minority", 2000);
 	H_ASSERT_MSG(r == NULL || h_errcode(r) != 0, "an isolated member acknowledged a write");
@@ -147,7 +127,7 @@ START_TEST(test_netns_oneway_leader_out)
 	}
 	H_ASSERT_MSG(seen >= new_term, "the old leader never heard term %llu (it is at %llu)",
 		     (unsigned long long)new_term, (unsigned long long)seen);
-	assert_not_stale(oc, old, "y", "old", "new");
+	h_assert_not_stale(oc, old, "y", "old", "new", STALE_READ_MS);
 	Cairn__Response *r = h_put(oc, "y", "from-the-mute-one", 2000);
 	H_ASSERT_MSG(r == NULL || h_errcode(r) != 0, "a member that cannot be heard acknowledged a "
 						     "write");

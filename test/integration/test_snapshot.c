@@ -100,7 +100,7 @@ START_TEST(test_lagging_follower_gets_snapshot)
 END_TEST
 
 /* A snapshot transfer is lost in the network: the link from the leader to the follower delays
- * everything by a second, and once the leader has started the stream the link turns into a
+ * everything by five seconds, and once the leader has started the stream the link turns into a
  * blackhole (which resets its connections: the bytes waiting in the delay are gone). Neither
  * side may install or count on that stream; once the link heals, the leader sends another
  * snapshot, the follower installs it and converges. */
@@ -116,7 +116,7 @@ START_TEST(test_lost_snapshot_is_sent_again)
 	write_keys(c, ALL_BUT(f), 0, 80, 2);
 	leader = h_find_leader_among(c, ALL_BUT(f), H_LEADER_TIMEOUT_MS);
 	H_ASSERT(leader != 0);
-	h_link_set_delay(c, leader, f, 1000);
+	h_link_set_delay(c, leader, f, 5000); /* far longer than switching the link takes */
 	h_member_start(c, f);
 	H_ASSERT(h_wait_log(c, leader, "sending a snapshot", RETRY_MS));
 	h_link_set(c, leader, f, H_LINK_BLACKHOLE);

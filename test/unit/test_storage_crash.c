@@ -161,6 +161,11 @@ static void verify(const char *dir, uint64_t acked, struct storage_state *prev, 
 	rv = storage_log_read(h, 1, st.last_index + 1, 0, log_cb, &lc, err, sizeof(err));
 	ck_assert_msg(rv == 0 && lc.ok, "seed %llu round %d: log: %s (%s)",
 		      (unsigned long long)seed, round, storage_strerror(rv), err);
+	/* ... and every entry up to last_index was read, not just a prefix. */
+	ck_assert_msg(lc.next == st.last_index + 1,
+		      "seed %llu round %d: log read stopped at %llu of %llu",
+		      (unsigned long long)seed, round, (unsigned long long)lc.next - 1,
+		      (unsigned long long)st.last_index);
 	storage_close(h);
 	*prev = st;
 }

@@ -486,6 +486,9 @@ START_TEST(test_concurrent_reader)
 		t.success = ops;
 		t.n_success = 2;
 		res = t_apply_txn(r.h, &t);
+		ck_assert_int_eq(res.status,
+				 0); /* the writes happened: a reader had something to see */
+		ck_assert_uint_eq(res.revision, (uint64_t)i + 1);
 		storage_result_free(&res);
 	}
 	atomic_store(&r.stop, true);
