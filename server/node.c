@@ -692,7 +692,7 @@ static void process_update(struct server *s, const struct raft_update *u)
 		on_soft_state(s, u);
 
 	bool persist = u->hard_state_changed || u->truncate_from != 0 || u->n_entries > 0;
-	if (persist || (u->n_messages_after_persist > 0 && s->jobs_in_flight > 0)) {
+	if (persist || (u->n_messages_after_persist > 0 && s->log_jobs_in_flight > 0)) {
 		struct job *j = calloc(1, sizeof(*j));
 		if (j == NULL)
 			oom_fatal(s);

@@ -210,11 +210,18 @@ struct job {
 	char errmsg[STORAGE_ERRMSG_SIZE];
 };
 
+/* Two storage threads: `thread` appends to the log (JOB_PERSIST, and JOB_INSTALL /
+ * JOB_COMPACT in queue order), `apply_thread` applies committed entries (JOB_APPLY). */
 struct worker {
 	pthread_t thread;
+	pthread_t apply_thread;
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	struct job *head, *tail;	     /* to do */
+	pthread_cond_t cond;		     /* the log thread's queue */
+	pthread_cond_t acond;		     /* the apply thread's queue */
+	pthread_cond_t idle;		     /* the apply thread has nothing queued or running */
+	struct job *head, *tail;	     /* to do: log thread */
+	struct job *ahead, *atail;	     /* to do: apply thread */
+	bool applying;			     /* the apply thread is running a batch */
 	struct job *done_head, *done_tail;   /* done, for the loop */
 	struct job *early_head, *early_tail; /* applies computed, commit still running */
 	bool stop;
@@ -281,6 +288,7 @@ struct server {
 
 	struct worker worker;
 	size_t jobs_in_flight;
+	size_t log_jobs_in_flight; /* of them, queued for the log thread (not JOB_APPLY) */
 
 	struct conn *conns;
 	uint64_t next_conn_id;

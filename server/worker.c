@@ -1,5 +1,5 @@
-/* worker.c — the storage thread: group-committed log appends and state machine applies, off the
- * event loop. */
+/* worker.c — the storage threads, off the event loop: one appends to the log (group commit, one
+ * write + one flush per batch), the other applies committed entries to the state machine. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,8 +167,6 @@ static void distribute_results(struct worker *w, struct job *batch,
 {
 	size_t na = 0;
 	for (struct job *j = batch; j; j = j->next) {
-		if (j->kind != JOB_APPLY)
-			continue;
 		j->results = malloc(j->n_apply * sizeof(*j->results));
 		if (j->results == NULL)
 			fatal(w, "allocation", STORAGE_ENOMEM, "results");
@@ -196,8 +194,6 @@ static void on_applied(void *arg, struct storage_result *res, size_t n)
 	e->posted = true;
 	pthread_mutex_lock(&w->mu);
 	for (struct job *j = e->batch; j; j = j->next) {
-		if (j->kind != JOB_APPLY)
-			continue;
 		j->early_next = NULL;
 		if (w->early_tail)
 			w->early_tail->early_next = j;
@@ -209,40 +205,98 @@ static void on_applied(void *arg, struct storage_result *res, size_t n)
 	uv_async_send(&w->done_async);
 }
 
-/* Runs a batch of queued jobs as ONE write transaction with one durable commit: every log
- * append, truncation and hard-state change of the batch, in order, then every committed
- * entry of the batch applied to the state machine (storage_persist with an apply part).
- * Everything that arrived while the previous batch was on disk goes into this one: group
- * commit. Committed entries are always already persisted (the core only hands out durable
- * ones), so applying them after the appends in the same transaction is in order. */
-static void run_batch(struct worker *w, struct job *batch)
+/* Applies every committed entry of a batch of JOB_APPLY in one transaction (one flush, which
+ * a power loss may undo: the log redoes it). Runs beside the log appends: the entries were
+ * persisted before the core handed them out. */
+static void run_apply(struct worker *w, struct job *batch)
+{
+	char msg[STORAGE_ERRMSG_SIZE];
+	size_t na = 0;
+	for (struct job *j = batch; j; j = j->next)
+		na += j->n_apply;
+	if (na == 0)
+		return;
+	struct storage_entry *all = malloc(na * sizeof(*all));
+	struct storage_result *res = calloc(na, sizeof(*res));
+	if (all == NULL || res == NULL)
+		fatal(w, "allocation", STORAGE_ENOMEM, "apply batch");
+	size_t k = 0;
+	for (struct job *j = batch; j; j = j->next) {
+		memcpy(all + k, j->apply, j->n_apply * sizeof(*all));
+		k += j->n_apply;
+	}
+	struct decoded d = {0};
+	int rv = decode_entries(all, na, &d);
+	if (rv != 0)
+		fatal(w, "decoding committed entries", rv, "out of memory");
+	struct early early = {.w = w, .batch = batch};
+	struct storage_persist p = {
+	    .apply = d.cmds,
+	    .n_apply = na,
+	    .results = res,
+	    .applied_cb = on_applied,
+	    .applied_arg = &early,
+	};
+	bool applied = false;
+	struct storage_result *scratch = NULL;
+	for (;;) {
+		rv = storage_persist(w->s->store, &p, msg, sizeof(msg));
+		if (rv == 0) {
+			applied = true;
+			w->commits++;
+			space_ok(w);
+			refresh_space(w, false);
+			break;
+		}
+		if (rv != STORAGE_ENOSPC)
+			fatal(w, "apply", rv, msg);
+		if (early.posted) {
+			/* The results went to the loop (clients may have them): keep those; the
+			 * retry computes the same ones into a scratch array, freed after. */
+			p.applied_cb = NULL;
+			if (scratch == NULL && (scratch = calloc(na, sizeof(*scratch))) == NULL)
+				fatal(w, "allocation", STORAGE_ENOMEM, "results");
+			p.results = scratch;
+		}
+		/* Nothing of it was written; the loop refuses new writes meanwhile (admission
+		 * control keeps this rare). Space comes back when an operator restarts the member
+		 * with a larger --map-size. */
+		if (wait_for_space(w, "apply", rv, msg))
+			break; /* stopping: the log replays these applies at restart */
+	}
+	decoded_free(&d);
+	if (scratch != NULL) {
+		if (applied)
+			for (size_t i = 0; i < na; i++)
+				storage_result_free(&scratch[i]);
+		free(scratch);
+	}
+	if (applied && !early.posted)
+		distribute_results(w, batch, res);
+	free(all);
+	free(res);
+}
+
+/* Runs a batch of JOB_PERSIST as ONE log write: every truncation, append and hard-state
+ * change of the batch, in order, made durable by one flush (a hard state adds an LMDB commit
+ * before it). Everything that arrived while the previous batch was on disk goes into this
+ * one: group commit. */
+static void run_persist(struct worker *w, struct job *batch)
 {
 	char msg[STORAGE_ERRMSG_SIZE];
 	storage_t *st = w->s->store;
 
-	size_t total = 0, total_apply = 0;
-	for (struct job *j = batch; j; j = j->next) {
-		if (j->kind == JOB_PERSIST)
-			total += j->n_entries;
-		else
-			total_apply += j->n_apply;
-	}
+	size_t total = 0;
+	for (struct job *j = batch; j; j = j->next)
+		total += j->n_entries;
 	struct storage_entry *ents = total ? malloc(total * sizeof(*ents)) : NULL;
-	struct storage_entry *all = total_apply ? malloc(total_apply * sizeof(*all)) : NULL;
-	struct storage_result *res = total_apply ? calloc(total_apply, sizeof(*res)) : NULL;
-	if ((total && !ents) || (total_apply && (!all || !res)))
+	if (total && !ents)
 		fatal(w, "allocation", STORAGE_ENOMEM, "storage batch");
 
-	/* merge the persist jobs, in order */
 	struct storage_persist p = {0};
 	struct storage_hard_state hs;
-	size_t n = 0, na = 0;
+	size_t n = 0;
 	for (struct job *j = batch; j; j = j->next) {
-		if (j->kind == JOB_APPLY) {
-			memcpy(all + na, j->apply, j->n_apply * sizeof(*all));
-			na += j->n_apply;
-			continue;
-		}
 		if (j->truncate_from != 0) {
 			if (p.truncate_from == 0 || j->truncate_from < p.truncate_from)
 				p.truncate_from = j->truncate_from;
@@ -264,74 +318,44 @@ static void run_batch(struct worker *w, struct job *batch)
 	p.entries = ents;
 	p.n_entries = n;
 
-	struct early early = {.w = w, .batch = batch};
-	struct decoded d = {0};
-	if (na > 0) {
-		int rv = decode_entries(all, na, &d);
-		if (rv != 0)
-			fatal(w, "decoding committed entries", rv, "out of memory");
-		p.apply = d.cmds;
-		p.n_apply = na;
-		p.results = res;
-		p.applied_cb = on_applied;
-		p.applied_arg = &early;
-	}
-
-	bool applied = false;
-	struct storage_result *scratch = NULL;
-	if (n > 0 || p.hard_state != NULL || p.truncate_from != 0 || na > 0) {
+	if (n > 0 || p.hard_state != NULL || p.truncate_from != 0) {
 		for (;;) {
 			int rv = storage_persist(st, &p, msg, sizeof(msg));
 			if (rv == 0) {
-				applied = true;
 				w->commits++;
 				space_ok(w);
-				refresh_space(w, false);
 				break;
 			}
-			if (rv == STORAGE_ENOSPC && early.posted) {
-				/* The results went to the loop (clients may have them): keep
-				 * those; the retry computes the same ones into a scratch
-				 * array that is freed after. */
-				p.applied_cb = NULL;
-				if (scratch == NULL &&
-				    (scratch = calloc(na, sizeof(*scratch))) == NULL)
-					fatal(w, "allocation", STORAGE_ENOMEM, "results");
-				p.results = scratch;
-			}
 			if (rv == STORAGE_ENOSPC) {
-				/* Nothing was written and nothing of it acknowledged; Raft needs
-				 * these entries on disk before it can go on, so wait while the loop
-				 * refuses new writes (admission control keeps this rare: it
-				 * refuses writes before the map fills). Space comes back when an
-				 * operator restarts the member with a larger --map-size; nothing
-				 * else runs on this thread meanwhile, compaction included. */
-				if (wait_for_space(w, "write", rv, msg))
-					break; /* stopping: never acknowledged; the log replays
-						  applies */
+				/* Disk full: nothing of the batch was kept and nothing acknowledged;
+				 * Raft needs these entries on disk before it can go on, so wait
+				 * while the loop refuses new writes. */
+				if (wait_for_space(w, "log append", rv, msg))
+					break;
 				continue;
 			}
-			fatal(w, "log append and apply", rv, msg);
+			fatal(w, "log append", rv, msg);
 		}
 	}
-	decoded_free(&d);
-	if (scratch != NULL) {
-		if (applied)
-			for (size_t i = 0; i < na; i++)
-				storage_result_free(&scratch[i]);
-		free(scratch);
-	}
-	if (applied && na > 0 && !early.posted)
-		distribute_results(w, batch, res);
 	free(ents);
-	free(all);
-	free(res);
 }
 
-/* A snapshot install or a log compaction: one transaction of its own, in queue order. */
+/* Waits until the apply thread has nothing queued or running. */
+static void wait_applies(struct worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->ahead != NULL || w->applying)
+		pthread_cond_wait(&w->idle, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* A snapshot install or a log compaction: on its own, in queue order. An install replaces the
+ * state machine, so every apply handed out before it runs first (none comes after it until
+ * the loop hears it is done: the core hands out nothing while installing). */
 static void run_single(struct worker *w, struct job *j)
 {
 	if (j->kind == JOB_INSTALL) {
+		wait_applies(w);
 		j->status = storage_snapshot_install_finish(j->install, &j->meta, j->errmsg,
 							    sizeof(j->errmsg));
 		j->install = NULL; /* released by finish, whatever the outcome */
@@ -365,31 +389,29 @@ static void hand_back(struct worker *w, struct job *seg)
 	uv_async_send(&w->done_async);
 }
 
-/* Runs what was queued, in order: consecutive persist / apply jobs as one transaction,
+/* Runs what was queued for the log thread, in order: consecutive persist jobs as one batch,
  * installs and compactions each on their own. Each segment goes back to the loop as soon as
- * it is done, so that appends queued before a compaction or a large install are not held up
- * by it. */
+ * it is done. */
 static void run_queue(struct worker *w, struct job *batch)
 {
 	struct job *rest = batch;
 	while (rest != NULL) {
 		struct job *end = rest;
-		if (rest->kind == JOB_PERSIST || rest->kind == JOB_APPLY)
-			while (end->next != NULL &&
-			       (end->next->kind == JOB_PERSIST || end->next->kind == JOB_APPLY))
+		if (rest->kind == JOB_PERSIST)
+			while (end->next != NULL && end->next->kind == JOB_PERSIST)
 				end = end->next;
 		struct job *after = end->next;
 		end->next = NULL;
 		if (rest->kind == JOB_INSTALL || rest->kind == JOB_COMPACT)
 			run_single(w, rest);
 		else
-			run_batch(w, rest);
+			run_persist(w, rest);
 		hand_back(w, rest);
 		rest = after;
 	}
 }
 
-static void *worker_main(void *arg)
+static void *log_main(void *arg)
 {
 	struct worker *w = arg;
 	pthread_mutex_lock(&w->mu);
@@ -404,6 +426,30 @@ static void *worker_main(void *arg)
 
 		run_queue(w, batch);
 		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static void *apply_main(void *arg)
+{
+	struct worker *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->ahead == NULL && !w->stop)
+			pthread_cond_wait(&w->acond, &w->mu);
+		if (w->ahead == NULL && w->stop)
+			break;
+		struct job *batch = w->ahead;
+		w->ahead = w->atail = NULL;
+		w->applying = true;
+		pthread_mutex_unlock(&w->mu);
+
+		run_apply(w, batch);
+		hand_back(w, batch);
+		pthread_mutex_lock(&w->mu);
+		w->applying = false;
+		pthread_cond_broadcast(&w->idle);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -427,6 +473,8 @@ static void on_done(uv_async_t *a)
 	for (struct job *j = list, *next; j; j = next) {
 		next = j->next;
 		w->s->jobs_in_flight--;
+		if (j->kind != JOB_APPLY)
+			w->s->log_jobs_in_flight--;
 		node_on_job_done(w->s, j);
 		job_free(j);
 	}
@@ -439,9 +487,20 @@ int worker_start(struct server *s)
 	w->s = s;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cond, NULL);
+	pthread_cond_init(&w->acond, NULL);
+	pthread_cond_init(&w->idle, NULL);
 	uv_async_init(s->loop, &w->done_async, on_done);
 	w->done_async.data = w;
-	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+	if (pthread_create(&w->thread, NULL, log_main, w) != 0) {
+		uv_close((uv_handle_t *)&w->done_async, NULL);
+		return -1;
+	}
+	if (pthread_create(&w->apply_thread, NULL, apply_main, w) != 0) {
+		pthread_mutex_lock(&w->mu);
+		w->stop = true;
+		pthread_cond_signal(&w->cond);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->thread, NULL);
 		uv_close((uv_handle_t *)&w->done_async, NULL);
 		return -1;
 	}
@@ -455,13 +514,24 @@ void worker_submit(struct server *s, struct job *j)
 	struct worker *w = &s->worker;
 	j->next = NULL;
 	s->jobs_in_flight++;
+	if (j->kind != JOB_APPLY)
+		s->log_jobs_in_flight++;
 	pthread_mutex_lock(&w->mu);
-	if (w->tail)
-		w->tail->next = j;
-	else
-		w->head = j;
-	w->tail = j;
-	pthread_cond_signal(&w->cond);
+	if (j->kind == JOB_APPLY) {
+		if (w->atail)
+			w->atail->next = j;
+		else
+			w->ahead = j;
+		w->atail = j;
+		pthread_cond_signal(&w->acond);
+	} else {
+		if (w->tail)
+			w->tail->next = j;
+		else
+			w->head = j;
+		w->tail = j;
+		pthread_cond_signal(&w->cond);
+	}
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -473,8 +543,10 @@ void worker_stop(struct server *s)
 	pthread_mutex_lock(&w->mu);
 	w->stop = true;
 	pthread_cond_signal(&w->cond);
+	pthread_cond_signal(&w->acond);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
+	pthread_join(w->apply_thread, NULL);
 	w->started = false;
 	/* Jobs finished but not yet seen by the loop: release them. */
 	for (struct job *j = w->done_head, *next; j; j = next) {
@@ -486,6 +558,8 @@ void worker_stop(struct server *s)
 	uv_close((uv_handle_t *)&w->done_async, NULL);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->cond);
+	pthread_cond_destroy(&w->acond);
+	pthread_cond_destroy(&w->idle);
 }
 
 bool worker_nospace(struct server *s)

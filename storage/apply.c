@@ -478,6 +478,38 @@ static int apply_cmds(struct apply_ctx *c, const struct storage_cmd *cmds, size_
 	return rv;
 }
 
+int sto_apply_check(storage_t *h, const struct storage_cmd *cmds, size_t n, char *errmsg,
+		    size_t errlen)
+{
+	uint64_t applied;
+	uint64_t applied_term;
+	MDB_txn *txn;
+	int rv = check_cmds(cmds, n, errmsg, errlen);
+
+	if (rv == 0) {
+		rv = sto_read_begin(h, &txn, errmsg, errlen);
+	}
+	if (rv != 0) {
+		return rv;
+	}
+	rv = sto_meta_get_pair(h, txn, STO_META_APPLIED, 0, 0, &applied, &applied_term, errmsg,
+			       errlen);
+	mdb_txn_abort(txn);
+	if (rv == 0 && cmds[0].index > applied + 1) {
+		rv = sto_err(errmsg, errlen, STORAGE_EINVAL,
+			     "apply: command %llu leaves a gap after applied index %llu",
+			     (unsigned long long)cmds[0].index, (unsigned long long)applied);
+	}
+	if (rv == 0 && cmds[n - 1].index > applied && cmds[n - 1].term < applied_term) {
+		rv = sto_err(errmsg, errlen, STORAGE_EINVAL,
+			     "apply: command %llu has term %llu below applied term %llu",
+			     (unsigned long long)cmds[n - 1].index,
+			     (unsigned long long)cmds[n - 1].term,
+			     (unsigned long long)applied_term);
+	}
+	return rv;
+}
+
 int sto_apply_txn(storage_t *h, MDB_txn *txn, const struct storage_cmd *cmds, size_t n,
 		  struct storage_result *results, char *errmsg, size_t errlen)
 {

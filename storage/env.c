@@ -277,6 +277,10 @@ static int check_format(storage_t *h, MDB_txn *txn, char *errmsg, size_t errlen)
 			       "(%u): upgrade cairnd",
 			       h->dir, version, STORAGE_FORMAT_VERSION);
 	}
+	if (version == STORAGE_FORMAT_VERSION - 1) {
+		h->migrate_log = true; /* format 1: the log is in LMDB; moved after open */
+		return 0;
+	}
 	if (version != STORAGE_FORMAT_VERSION) {
 		return sto_err(errmsg, errlen, STORAGE_EFORMAT,
 			       "data directory %s has unknown format %u (this build: %u)", h->dir,
@@ -372,6 +376,149 @@ static void remove_stale_snapshot(storage_t *h)
 	}
 }
 
+/* Format 1 kept the log in LMDB's `log` sub-database: copy it into segment files, then empty
+ * it and mark the directory format 2 in one durable commit. A crash before that commit
+ * leaves format 1 and the old log, and the next open copies again (over what was copied). */
+#define MIGRATE_BATCH_ENTRIES 1024u
+static int migrate_log(storage_t *h, char *errmsg, size_t errlen)
+{
+	struct storage_entry batch[MIGRATE_BATCH_ENTRIES];
+	uint8_t fmt[STO_U32_SIZE];
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn;
+	MDB_val k;
+	MDB_val v;
+	uint64_t prev_index = 0;
+	size_t n = 0;
+	int rv;
+	int rc;
+
+	rv = sto_write_begin(h, &txn, errmsg, errlen);
+	if (rv != 0) {
+		return rv;
+	}
+	rc = mdb_cursor_open(txn, h->dbi_log, &cur);
+	while (rc == 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		if (sto_log_rec_decode(&k, &v, &batch[n]) != 0) {
+			rv = sto_err(errmsg, errlen, STORAGE_ECORRUPT,
+				     "format 1 log: bad record while upgrading");
+			goto err;
+		}
+		if (prev_index != 0 && batch[n].index != prev_index + 1) {
+			rv = sto_err(errmsg, errlen, STORAGE_ECORRUPT,
+				     "format 1 log: entry %llu missing while upgrading",
+				     (unsigned long long)prev_index + 1);
+			goto err;
+		}
+		prev_index = batch[n].index;
+		if (++n == MIGRATE_BATCH_ENTRIES) {
+			rv = sto_wal_append(h, 0, batch, n, errmsg, errlen);
+			if (rv != 0) {
+				goto err;
+			}
+			n = 0;
+		}
+	}
+	if (rc != MDB_NOTFOUND) {
+		rv = sto_mdb_err(errmsg, errlen, rc, "cannot read the format 1 log");
+		goto err;
+	}
+	if (n > 0) {
+		rv = sto_wal_append(h, 0, batch, n, errmsg, errlen);
+		if (rv != 0) {
+			goto err;
+		}
+	}
+	mdb_cursor_close(cur);
+	cur = NULL;
+	rc = mdb_drop(txn, h->dbi_log, 0);
+	if (rc == 0) {
+		k.mv_data = (void *)STO_META_FORMAT;
+		k.mv_size = strlen(STO_META_FORMAT);
+		sto_put_u32(fmt, STORAGE_FORMAT_VERSION);
+		v.mv_data = fmt;
+		v.mv_size = sizeof(fmt);
+		rc = mdb_put(txn, h->dbi_meta, &k, &v, 0);
+	}
+	if (rc != 0) {
+		rv = sto_mdb_err(errmsg, errlen, rc, "cannot finish the format upgrade");
+		goto err;
+	}
+	h->migrate_log = false;
+	return sto_commit(h, txn, STO_DURABLE, errmsg, errlen);
+
+err:
+	if (cur != NULL) {
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+/* A state machine ahead of the log (data.mdb copied without wal/, as mdb_copy does for a
+ * backup) is a snapshot: the log restarts after the applied index. Applied entries are
+ * committed, so this only compacts. */
+static int start_after_applied(storage_t *h, char *errmsg, size_t errlen)
+{
+	struct sto_log_bounds b;
+	uint64_t applied;
+	uint64_t applied_term;
+	MDB_txn *txn;
+	int rv;
+
+	sto_wal_bounds(h, &b);
+	rv = sto_write_begin(h, &txn, errmsg, errlen);
+	if (rv != 0) {
+		return rv;
+	}
+	rv = sto_meta_get_pair(h, txn, STO_META_APPLIED, 0, 0, &applied, &applied_term, errmsg,
+			       errlen);
+	if (rv != 0 || applied <= b.last) {
+		mdb_txn_abort(txn);
+		return rv;
+	}
+	rv = sto_meta_put_pair(h, txn, STO_META_LOG_START, applied + 1, applied_term, errmsg,
+			       errlen);
+	if (rv != 0) {
+		mdb_txn_abort(txn);
+		return rv;
+	}
+	rv = sto_commit(h, txn, STO_DURABLE, errmsg, errlen);
+	if (rv == 0) {
+		rv = sto_wal_start_at(h, applied + 1, applied_term, errmsg, errlen);
+	}
+	return rv;
+}
+
+/* Loads the log's segment files, cut to what LMDB's log_start says is still needed. */
+static int open_log(storage_t *h, char *errmsg, size_t errlen)
+{
+	uint64_t first;
+	uint64_t prev_term;
+	MDB_txn *txn;
+	int rv = sto_read_begin(h, &txn, errmsg, errlen);
+
+	if (rv != 0) {
+		return rv;
+	}
+	rv = sto_meta_get_pair(h, txn, STO_META_LOG_START, 1, 0, &first, &prev_term, errmsg,
+			       errlen);
+	mdb_txn_abort(txn);
+	if (rv == 0 && first == 0) {
+		rv = sto_err(errmsg, errlen, STORAGE_ECORRUPT, "log first index is 0");
+	}
+	if (rv == 0) {
+		rv = sto_wal_open(h, first, prev_term, errmsg, errlen);
+	}
+	if (rv == 0 && h->migrate_log) {
+		rv = migrate_log(h, errmsg, errlen);
+	}
+	if (rv == 0) {
+		rv = start_after_applied(h, errmsg, errlen);
+	}
+	return rv;
+}
+
 int storage_open(const char *dir, const struct storage_options *opts, storage_t **out, char *errmsg,
 		 size_t errlen)
 {
@@ -399,6 +546,11 @@ int storage_open(const char *dir, const struct storage_options *opts, storage_t 
 		return sto_err(errmsg, errlen, STORAGE_ENOMEM, "out of memory");
 	}
 	h->lock_fd = -1;
+	h->wal.dir_fd = -1;
+	pthread_mutex_init(&h->wal.mu, NULL);
+	pthread_mutex_init(&h->wal.wmu, NULL);
+	h->wal_segment_size =
+	    opts->segment_size != 0 ? opts->segment_size : STORAGE_DEFAULT_SEGMENT_SIZE;
 	h->nosync = opts->nosync;
 	h->session_ttl = opts->session_ttl != 0 ? opts->session_ttl : STORAGE_DEFAULT_SESSION_TTL;
 	h->max_sessions =
@@ -438,11 +590,17 @@ int storage_open(const char *dir, const struct storage_options *opts, storage_t 
 	if (rv != 0) {
 		goto err_after_env;
 	}
+	rv = open_log(h, errmsg, errlen);
+	if (rv != 0) {
+		goto err_after_wal;
+	}
 	/* Armed only now, so that the count starts with the caller's first write. */
 	atomic_store(&h->fail_commit_after, opts->fail_commit_after);
 	*out = h;
 	return 0;
 
+err_after_wal:
+	sto_wal_close(h);
 err_after_env:
 	if (h->env != NULL) {
 		mdb_env_close(h->env);
@@ -450,6 +608,8 @@ err_after_env:
 err_after_lock:
 	close(h->lock_fd);
 err_after_alloc:
+	pthread_mutex_destroy(&h->wal.mu);
+	pthread_mutex_destroy(&h->wal.wmu);
 	free(h->dir);
 	free(h);
 	return rv;
@@ -466,6 +626,9 @@ void storage_close(storage_t *h)
 		mdb_env_sync(h->env, 1);
 	}
 	mdb_env_close(h->env);
+	sto_wal_close(h);
+	pthread_mutex_destroy(&h->wal.mu);
+	pthread_mutex_destroy(&h->wal.wmu);
 	close(h->lock_fd); /* releases the flock */
 	free(h->dir);
 	free(h);
@@ -759,9 +922,6 @@ int storage_state(storage_t *h, struct storage_state *out, char *errmsg, size_t 
 	rv = sto_meta_get_pair(h, txn, STO_META_HARD_STATE, 0, 0, &out->hard_state.term,
 			       &out->hard_state.vote, errmsg, errlen);
 	if (rv == 0) {
-		rv = sto_log_bounds(h, txn, &b, errmsg, errlen);
-	}
-	if (rv == 0) {
 		rv = sto_meta_get_pair(h, txn, STO_META_APPLIED, 0, 0, &out->applied_index,
 				       &out->applied_term, errmsg, errlen);
 	}
@@ -773,6 +933,7 @@ int storage_state(storage_t *h, struct storage_state *out, char *errmsg, size_t 
 		memset(out, 0, sizeof(*out));
 		return rv;
 	}
+	sto_wal_bounds(h, &b);
 	out->first_index = b.first;
 	out->last_index = b.last;
 	out->last_term = b.last_term;

@@ -3,6 +3,7 @@
 #define CAIRN_STORAGE_INTERNAL_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,6 +45,45 @@
 #define STO_PAIR_SIZE	     16u /* two u64: hard state, applied, log_start */
 #define STO_CONF_HDR_SIZE    8u	 /* index(8), then the blob */
 
+/* A growable byte buffer. */
+struct sto_buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+};
+
+#define STO_CRC_TABLE_SIZE 256u /* one entry per byte value */
+
+/* One segment file of the log (wal.c). off/term are indexed by index - first. */
+struct sto_wal_seg {
+	uint64_t seq;	/* file name */
+	uint64_t first; /* index of its first record */
+	uint64_t n;	/* records */
+	uint64_t cap;
+	uint64_t *off;	/* file offset of each record */
+	uint64_t *term; /* term of each record */
+	uint64_t size;	/* bytes of valid data (the header and n records) */
+	int fd;
+};
+
+/* The log's files. Mutated only by the writer (persist, compaction, install, which the API
+ * asks to call from one thread); `mu` guards the index against concurrent readers. */
+struct sto_wal {
+	pthread_mutex_t mu;
+	pthread_mutex_t wmu; /* held by a writer (persist, compact, install) for its whole run */
+	char *dir;
+	int dir_fd;
+	struct sto_wal_seg *segs; /* in index order; the last one is appended to */
+	size_t n_segs;
+	size_t cap_segs;
+	uint64_t next_seq;
+	uint64_t first;	    /* the log's first index (LMDB log_start) */
+	uint64_t prev_term; /* the term of first - 1 */
+	uint64_t segment_size;
+	struct sto_buf buf; /* the writer's encoding buffer */
+	uint32_t crc_table[STO_CRC_TABLE_SIZE];
+};
+
 struct storage {
 	MDB_env *env;
 	MDB_dbi dbi_log;
@@ -61,6 +101,9 @@ struct storage {
 	atomic_bool installing; /* a snapshot install is in progress */
 	atomic_uint_fast64_t commits;
 	atomic_uint_fast64_t syncs;
+	uint64_t wal_segment_size;
+	bool migrate_log; /* format 1 directory: its log moves to segment files at open */
+	struct sto_wal wal;
 };
 
 /* ---- errors (error.c) ---- */
@@ -97,12 +140,6 @@ void sto_put_u64(uint8_t *p, uint64_t v);
 uint32_t sto_get_u32(const uint8_t *p);
 uint64_t sto_get_u64(const uint8_t *p);
 
-/* A growable byte buffer. */
-struct sto_buf {
-	uint8_t *p;
-	size_t len;
-	size_t cap;
-};
 int sto_buf_reserve(struct sto_buf *b, size_t extra);
 int sto_buf_add(struct sto_buf *b, const void *data, size_t n);
 int sto_buf_u8(struct sto_buf *b, uint8_t v);
@@ -161,20 +198,32 @@ int sto_meta_put_u64(storage_t *h, MDB_txn *txn, const char *key, uint64_t v, ch
 
 /* ---- log (log.c) ---- */
 
-/* First/last index and last term as seen by txn. */
+/* The log's first/last index and the terms around them. */
 struct sto_log_bounds {
 	uint64_t first;
 	uint64_t last;
 	uint64_t prev_term; /* term of first - 1 */
 	uint64_t last_term;
 };
-int sto_log_bounds(storage_t *h, MDB_txn *txn, struct sto_log_bounds *b, char *errmsg,
-		   size_t errlen);
-/* Delete every entry with index >= from (to_excl == 0) or in [from, to_excl). */
-int sto_log_delete(storage_t *h, MDB_txn *txn, uint64_t from, uint64_t to_excl, char *errmsg,
-		   size_t errlen);
-int sto_log_term_txn(storage_t *h, MDB_txn *txn, uint64_t index, uint64_t *term, char *errmsg,
-		     size_t errlen);
+
+/* ---- log files (wal.c) ---- */
+
+/* Load the segment files and apply sto_wal_start_at(first, prev_term) (LMDB's log_start). */
+int sto_wal_open(storage_t *h, uint64_t first, uint64_t prev_term, char *errmsg, size_t errlen);
+void sto_wal_close(storage_t *h);
+void sto_wal_bounds(storage_t *h, struct sto_log_bounds *b);
+/* Writer only: the checks of storage_persist's log part against the current log (nothing
+ * written). *rewrites says whether it truncates or replaces entries. */
+int sto_wal_check_append(storage_t *h, uint64_t truncate_from, const struct storage_entry *e,
+			 size_t n, uint64_t applied, bool *rewrites, char *errmsg, size_t errlen);
+/* Writer only: truncate, then append (checked before), one write and one flush. */
+int sto_wal_append(storage_t *h, uint64_t truncate_from, const struct storage_entry *e, size_t n,
+		   char *errmsg, size_t errlen);
+/* Writer only: the log now starts at `first` (after a durable log_start): keep or drop. */
+int sto_wal_start_at(storage_t *h, uint64_t first, uint64_t prev_term, char *errmsg, size_t errlen);
+int sto_wal_term(storage_t *h, uint64_t index, uint64_t *term, char *errmsg, size_t errlen);
+int sto_wal_read(storage_t *h, uint64_t lo, uint64_t hi, size_t max_bytes, storage_entry_cb cb,
+		 void *arg, char *errmsg, size_t errlen);
 
 /* ---- txn execution (kv.c) ---- */
 
@@ -220,14 +269,24 @@ int sto_reply_decode(const uint8_t *p, size_t len, struct storage_result *r, cha
 int sto_apply_txn(storage_t *h, MDB_txn *txn, const struct storage_cmd *cmds, size_t n,
 		  struct storage_result *results, char *errmsg, size_t errlen);
 void sto_results_free(struct storage_result *results, size_t n);
+/* The checks of sto_apply_txn that need no write transaction (order, no gap after applied). */
+int sto_apply_check(storage_t *h, const struct storage_cmd *cmds, size_t n, char *errmsg,
+		    size_t errlen);
 
 /* ---- checksum (crc32c.c) ---- */
 
-#define STO_CRC_TABLE_SIZE 256u /* one entry per byte value */
 struct sto_crc32c {
 	uint32_t table[STO_CRC_TABLE_SIZE];
 	uint32_t crc;
 };
+/* The table the software path needs (also kept when the CPU computes CRC32C itself). */
+void sto_crc32c_table(uint32_t *table);
+/* CRC32C of data: the whole computation (initial value and final inversion included). */
+uint32_t sto_crc32c(const uint32_t *table, const void *data, size_t len);
+/* The running state: extend `crc` (not inverted) over data, by hardware when available. */
+uint32_t sto_crc32c_extend(const uint32_t *table, uint32_t crc, const void *data, size_t len);
+/* The same with the table only (tests compare both). */
+uint32_t sto_crc32c_sw(const uint32_t *table, uint32_t crc, const void *data, size_t len);
 void sto_crc32c_init(struct sto_crc32c *c);
 void sto_crc32c_update(struct sto_crc32c *c, const void *data, size_t len);
 uint32_t sto_crc32c_value(const struct sto_crc32c *c);

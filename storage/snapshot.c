@@ -635,27 +635,13 @@ out:
 	return rv;
 }
 
-/* Figure 5.3 steps 6-7: keep the log after the snapshot if it holds the snapshot's last entry,
- * otherwise discard it all; either way the log now starts after the snapshot. */
+/* Figure 5.3 steps 6-7: the log now starts after the snapshot. Which of its entries survive
+ * (the suffix, if the log holds the snapshot's last entry with the same term; otherwise none)
+ * is decided by sto_wal_start_at() once this commit is durable, and again at every open. */
 static int fix_log(storage_t *h, MDB_txn *txn, const struct storage_snapshot_meta *m, char *errmsg,
 		   size_t errlen)
 {
-	uint64_t term;
-	int rv;
-
-	rv = sto_log_term_txn(h, txn, m->index, &term, NULL, 0);
-	if (rv == 0 && term == m->term) {
-		rv = sto_log_delete(h, txn, 0, m->index + 1, errmsg, errlen);
-	} else if (rv == 0 || rv == STORAGE_EUNAVAIL || rv == STORAGE_ECOMPACTED) {
-		rv = sto_log_delete(h, txn, 0, 0, errmsg, errlen);
-	} else {
-		return sto_log_term_txn(h, txn, m->index, &term, errmsg, errlen);
-	}
-	if (rv == 0) {
-		rv = sto_meta_put_pair(h, txn, STO_META_LOG_START, m->index + 1, m->term, errmsg,
-				       errlen);
-	}
-	return rv;
+	return sto_meta_put_pair(h, txn, STO_META_LOG_START, m->index + 1, m->term, errmsg, errlen);
 }
 
 static int install_meta(storage_t *h, MDB_txn *txn, const struct snap_header *hd, char *errmsg,
@@ -747,9 +733,10 @@ int storage_snapshot_install_finish(struct storage_snapshot_install *in,
 	if (rv != 0) {
 		goto release_buf;
 	}
+	pthread_mutex_lock(&h->wal.wmu);
 	rv = sto_write_begin(h, &txn, errmsg, errlen);
 	if (rv != 0) {
-		goto release_buf;
+		goto release_wal;
 	}
 	rv = sto_meta_get_pair(h, txn, STO_META_APPLIED, 0, 0, &applied, &applied_term, errmsg,
 			       errlen);
@@ -772,12 +759,17 @@ int storage_snapshot_install_finish(struct storage_snapshot_install *in,
 	}
 	if (rv != 0) {
 		mdb_txn_abort(txn);
-		goto release_buf;
+		goto release_wal;
 	}
 	rv = sto_commit(h, txn, STO_DURABLE, errmsg, errlen);
+	if (rv == 0) {
+		rv = sto_wal_start_at(h, hd.meta.index + 1, hd.meta.term, errmsg, errlen);
+	}
 	if (rv == 0 && meta != NULL) {
 		*meta = hd.meta;
 	}
+release_wal:
+	pthread_mutex_unlock(&h->wal.wmu);
 release_buf:
 	free(r.buf);
 	sto_buf_free(&hd.conf);

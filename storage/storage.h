@@ -26,7 +26,9 @@
  *
  * Threading: a handle may be shared by threads. Writes (storage_persist, storage_apply,
  * storage_log_compact, storage_snapshot_install_*) are serialized by LMDB's writer lock and
- * are meant to be called from one dedicated storage thread. Reads (storage_read,
+ * a lock of the log's files. Applies (storage_apply, or storage_persist with only an apply
+ * part) do not take the second one, so one thread can append to the log while another
+ * applies committed entries. Reads (storage_read,
  * storage_range, storage_get, storage_log_*, storage_state, storage_snapshot_open...) each run
  * in their own LMDB read transaction (the environment uses MDB_NOTLS), may be called from
  * any thread concurrently with writes, and see the last committed state.
@@ -55,12 +57,14 @@
 /* Default and smallest LMDB map size (the most the data file may grow to). */
 #define STORAGE_DEFAULT_MAP_SIZE ((size_t)1 << 30)
 #define STORAGE_MIN_MAP_SIZE	 ((size_t)1 << 20)
+/* Default size of a log segment file. */
+#define STORAGE_DEFAULT_SEGMENT_SIZE (8u * 1024u * 1024u)
 /* Default session expiry: a session not used by any of the last N log entries is dropped. */
 #define STORAGE_DEFAULT_SESSION_TTL 1000000u
 /* Default cap on live sessions; registering one more evicts the least recently used. */
 #define STORAGE_DEFAULT_MAX_SESSIONS 65536u
 /* On-disk format written by this version; other versions are refused (STORAGE_EFORMAT). */
-#define STORAGE_FORMAT_VERSION 1u
+#define STORAGE_FORMAT_VERSION 2u
 /* A good size for errmsg buffers. */
 #define STORAGE_ERRMSG_SIZE 256u
 
@@ -106,22 +110,30 @@ struct storage_options {
 	 * every node of a cluster must use the same values. */
 	uint64_t session_ttl;
 	uint64_t max_sessions;
-	/* Tests only: if > 0, the Nth write commit from now fails as if fsync had failed
-	 * (countdown fault injection). */
+	/* Tests only: if > 0, the Nth write commit (LMDB commit or log append) from now fails as
+	 * if fsync had failed (countdown fault injection). */
 	unsigned fail_commit_after;
+	/* Size at which the log moves on to a new segment file (0 = STORAGE_DEFAULT_SEGMENT_SIZE).
+	 * Compaction frees disk space a whole segment at a time. */
+	uint64_t segment_size;
 };
 
 /*
  * Open (creating if needed) the data directory `dir` and return a handle in `*out`.
  * `dir` is created (one level, mode 0700) if missing. It then holds data.mdb and lock.mdb
- * (LMDB), cairn.lock (our exclusive lock) and transiently snapshot.tmp.
+ * (LMDB: state machine, hard state, sessions, log start), wal/ (the log's segment files),
+ * cairn.lock (our exclusive lock) and transiently snapshot.tmp. A format 1 directory (log
+ * inside LMDB) is upgraded at open: its log is copied into wal/.
+ * The log's files are checked at open: a last batch torn by a crash is cut off (it was never
+ * acknowledged); any other damage is STORAGE_ECORRUPT.
  * The directory is locked with flock() on cairn.lock: a second open, from this process or
  * another, fails with STORAGE_EBUSY until storage_close().
  * `dir` and `opts` are borrowed. On error *out is set to NULL.
  * Errors: STORAGE_EINVAL (NULL dir/out, map_size too small), STORAGE_ENOMEM,
  *   STORAGE_EIO (cannot create/open the directory or files), STORAGE_EBUSY (in use),
  *   STORAGE_EFORMAT (format marker of another version, or LMDB version mismatch),
- *   STORAGE_ECORRUPT (data.mdb not a valid LMDB file, truncated, or bad meta records),
+ *   STORAGE_ECORRUPT (data.mdb not a valid LMDB file, truncated, or bad meta records; a
+ *   damaged log record or segment, a missing segment),
  *   STORAGE_ENOSPC (map too small to even initialize), STORAGE_EFATAL (initial commit failed).
  */
 int storage_open(const char *dir, const struct storage_options *opts, storage_t **out, char *errmsg,
@@ -134,9 +146,10 @@ void storage_close(storage_t *h);
 
 /* Counters since storage_open(), for benchmarks and metrics. */
 struct storage_stats {
-	uint64_t commits; /* write transactions committed */
-	uint64_t syncs;	  /* flushes to disk (fdatasync): 2 per durable commit (data, then meta
-			   * page), 1 per storage_apply() commit, 0 with nosync */
+	uint64_t commits; /* write transactions committed (a log-only batch counts as one) */
+	uint64_t syncs;	  /* flushes to disk (fdatasync/fsync): 1 per log batch (+1 for a cut,
+			   * +2 for a new segment), 2 per durable LMDB commit (data, then meta
+			   * page), 1 per apply commit, 0 with nosync */
 };
 /* Fill `*out`. Never fails; may be called from any thread. */
 void storage_stats(storage_t *h, struct storage_stats *out);
@@ -201,19 +214,24 @@ struct storage_kv_hash {
 int storage_kv_hash(storage_t *h, struct storage_kv_hash *out, char *errmsg, size_t errlen);
 
 /*
- * Group commit: everything in one batch is written in ONE write transaction, made durable by
- * one LMDB commit (one data flush + one meta-page flush), in this order:
- *   1. if truncate_from != 0, delete every entry with index >= truncate_from;
- *   2. append `entries` (contiguous, increasing indexes, non-decreasing terms). If the first
- *      one's index is <= the last index, entries from that index on are replaced (a
- *      conflicting suffix is dropped, §3.5). Its index must be >= first_index and <=
- *      last_index + 1 (no gap), and its term >= the term of the entry before it;
- *   3. if hard_state != NULL, store it (its term must not be lower than the stored one);
- *   4. if n_apply != 0, apply committed commands exactly as storage_apply() does (same rules,
- *      same results), so that a storage thread can fold the apply of batch N into the
- *      persist of batch N+1 and pay for one commit instead of two.
+ * Group commit. The log lives in append-only segment files (wal/), the rest in LMDB. A batch is
+ * written in this order, each step durable before the next:
+ *   1. if hard_state != NULL, store it (its term must not be lower than the stored one): one
+ *      durable LMDB commit. A term or vote is on disk before the entries that follow from it;
+ *   2. the log part, as ONE write and ONE flush of the active segment:
+ *      a. if truncate_from != 0, drop every entry with index >= truncate_from;
+ *      b. append `entries` (contiguous, increasing indexes, non-decreasing terms). If the first
+ *         one's index is <= the last index, entries from that index on are replaced (a
+ *         conflicting suffix is dropped, §3.5). Its index must be >= first_index and <=
+ *         last_index + 1 (no gap), and its term >= the term of the entry before it;
+ *      (a truncation or replacement first cuts the file and flushes the cut);
+ *   3. if n_apply != 0, apply committed commands exactly as storage_apply() does (same rules,
+ *      same results), in one LMDB commit. Their entries must be in the log by then (in an
+ *      earlier batch or in this one).
  * Neither a truncation nor a replacement may touch an applied entry (index <= applied_index):
- * committed entries never change (§3.6).
+ * committed entries never change (§3.6). Every rule is checked before anything is written, so
+ * an invalid batch changes nothing. A batch with only an apply part does not touch the log
+ * files and may run on another thread beside log appends.
  */
 struct storage_persist {
 	uint64_t truncate_from;		     /* 0 = no truncation */
@@ -233,15 +251,17 @@ struct storage_persist {
 };
 
 /* Persist `batch`: on success it is on disk (unless opened with nosync), and if it applied
- * commands, `results` are filled (free each with storage_result_free()). A batch with only
- * an apply part is committed like storage_apply() (one flush; a power loss may undo it, the
- * log re-applies it). On error nothing was
- * written and no result needs freeing. An empty batch is a no-op.
+ * commands, `results` are filled (free each with storage_result_free()). An apply part is
+ * committed like storage_apply() (one flush; a power loss may undo it, the log re-applies it).
+ * On an error from a check nothing was written and no result needs freeing; on an error of a
+ * later step (no space, a failed write) the steps before it stay done, and the same batch may
+ * be retried (a retried apply reports already-applied commands as skipped). An empty batch is
+ * a no-op.
  * Errors: STORAGE_EINVAL (rules above broken, or those of storage_apply()),
  *   STORAGE_ECOMPACTED (entry or truncation below first_index), STORAGE_ETOOLARGE (entry
- *   data > STORAGE_MAX_ENTRY_SIZE), STORAGE_ENOSPC (map full: nothing written, handle
- *   usable), STORAGE_ECORRUPT, STORAGE_EIO, STORAGE_ENOMEM, STORAGE_EFATAL (commit failed:
- *   exit). */
+ *   data > STORAGE_MAX_ENTRY_SIZE), STORAGE_ENOSPC (LMDB map full, or no disk space for the
+ *   log: that step wrote nothing, the handle stays usable), STORAGE_ECORRUPT, STORAGE_EIO,
+ *   STORAGE_ENOMEM, STORAGE_EFATAL (a commit, write or flush failed: exit). */
 int storage_persist(storage_t *h, const struct storage_persist *batch, char *errmsg, size_t errlen);
 
 /* Term of entry `index` into *term: 0 for index 0, snapshot_term for first_index - 1.
@@ -249,10 +269,10 @@ int storage_persist(storage_t *h, const struct storage_persist *batch, char *err
  *   (index > last_index), STORAGE_ECORRUPT, STORAGE_EAGAIN, STORAGE_EIO. */
 int storage_log_term(storage_t *h, uint64_t index, uint64_t *term, char *errmsg, size_t errlen);
 
-/* Called once per entry by storage_log_read(). `e` and e->data point into LMDB's memory map
- * and are valid only until the callback returns: copy what you keep. Return 0 to go on; any
- * other value stops the iteration and is returned by storage_log_read() (use positive values
- * to tell them apart from STORAGE_E* codes). */
+/* Called once per entry by storage_log_read(). `e` and e->data point into a buffer that is
+ * valid only until the callback returns: copy what you keep. Return 0 to go on; any other
+ * value stops the iteration and is returned by storage_log_read() (use positive values to
+ * tell them apart from STORAGE_E* codes). Every record read is checked against its CRC. */
 typedef int (*storage_entry_cb)(const struct storage_entry *e, void *arg);
 
 /* Call `cb` for entries [lo, hi) in order. If max_bytes != 0, stop before the entry that
@@ -279,7 +299,9 @@ void storage_entries_free(struct storage_entries *e);
 
 /* Drop the log prefix up to and including `upto` (log compaction, §5): afterwards
  * first_index = upto + 1 and snapshot_term = term(upto). `upto` must be <= applied_index,
- * because the state machine is the snapshot. upto < first_index is a no-op.
+ * because the state machine is the snapshot. upto < first_index is a no-op. The new start is
+ * committed durably first (with every apply before it); segment files holding only dropped
+ * entries are deleted after, so disk space comes back a segment at a time.
  * Errors: STORAGE_EINVAL (upto > applied_index), STORAGE_EUNAVAIL (upto > last_index),
  *   STORAGE_ENOSPC, STORAGE_ECORRUPT, STORAGE_EIO, STORAGE_EFATAL. */
 int storage_log_compact(storage_t *h, uint64_t upto, char *errmsg, size_t errlen);
@@ -480,8 +502,8 @@ struct storage_cmd {
  * write transaction, one flush. A crash either keeps all of the batch or none of it. The
  * commit flushes the data but not LMDB's meta page (MDB_NOMETASYNC): a process crash loses
  * nothing, a power loss may undo the last applied batch, which is then re-applied from the
- * log with the same results (application is deterministic). The next durable write
- * (storage_persist...) makes it durable too.
+ * log with the same results (application is deterministic). The next apply commit, or any
+ * durable LMDB commit (hard state, compaction, install, storage_close), makes it durable.
  * cmds[i].index must be contiguous; cmds[0].index may be <= applied_index + 1. Commands with
  * index <= applied_index are skipped (results[i].skipped), which makes re-applying after a
  * crash idempotent. `results` is caller-provided room for n results; on success each one is

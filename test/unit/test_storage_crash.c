@@ -83,7 +83,9 @@ static void child_main(const char *dir, int ack_fd, uint64_t seed)
 		p.apply = rng_next(&seed) % 2 == 0 ? cmds : NULL;
 		p.n_apply = p.apply != NULL ? n : 0;
 		p.results = res;
-		if (storage_persist(h, &p, NULL, 0) != 0) {
+		char perr[STORAGE_ERRMSG_SIZE] = "";
+		if (storage_persist(h, &p, perr, sizeof(perr)) != 0) {
+			fprintf(stderr, "persist: %s\n", perr);
 			_exit(CHILD_PERSIST_FAILED);
 		}
 		if (p.apply == NULL && storage_apply(h, cmds, n, res, NULL, 0) != 0) {

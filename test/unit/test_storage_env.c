@@ -172,7 +172,7 @@ END_TEST
 START_TEST(test_format_newer_refused)
 {
 	char err[STORAGE_ERRMSG_SIZE];
-	uint8_t v[4] = {0, 0, 0, 2};
+	uint8_t v[4] = {0, 0, 0, STORAGE_FORMAT_VERSION + 1};
 	storage_t *h = t_open(dir);
 
 	t_put(h, "a", "b");

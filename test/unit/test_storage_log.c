@@ -466,30 +466,148 @@ START_TEST(test_compaction)
 }
 END_TEST
 
+/* The one segment file of a fresh log (segments are named by sequence number, from 1). */
+static char *segment_path(void)
+{
+	static char path[T_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/wal/%016x.wal", dir, 1u);
+	return path;
+}
+
+static long file_size(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	long n;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	fclose(f);
+	return n;
+}
+
+static void flip_byte(const char *path, long off)
+{
+	FILE *f = fopen(path, "r+b");
+	int c;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+	c = fgetc(f);
+	ck_assert_int_ne(c, EOF);
+	ck_assert_int_eq(fseek(f, off, SEEK_SET), 0);
+	ck_assert_int_ne(fputc(c ^ 0x40, f), EOF);
+	fclose(f);
+}
+
+/* A record damaged in the middle of the log is corruption (open refuses, naming the index);
+ * damage at the very end is a torn write, cut off at open. */
 START_TEST(test_corrupt_log_record)
 {
 	char err[STORAGE_ERRMSG_SIZE] = "";
-	struct storage_entries es;
-	uint8_t key[8];
-	uint64_t term;
+	storage_t *h2 = NULL;
+	long size;
 
-	append(1, 11, 1);
+	/* one batch per entry; a 32-byte segment header, then records of a 28-byte header and
+	 * "e<i>t1" (4 bytes below 10): entry 5 starts at 32 + 4 * 32 */
+	for (uint64_t i = 1; i <= 10; i++) {
+		append(i, i + 1, 1);
+	}
 	storage_close(h);
-	t_be64(key, 5);
-	t_raw_put(dir, "log", key, sizeof(key), "xyz", 3); /* shorter than a header */
-	h = t_open(dir);
-	ck_assert_int_eq(storage_log_entries(h, 1, 11, 0, &es, err, sizeof(err)), STORAGE_ECORRUPT);
-	ck_assert_uint_eq(es.n, 0);
-	ck_assert_int_eq(storage_log_term(h, 5, &term, err, sizeof(err)), STORAGE_ECORRUPT);
-	ck_assert_msg(strstr(err, "5") != NULL, "%s", err);
-	check_entries(6, 11, 1);
+	h = NULL;
+	size = 32 + 9 * 32 + 28 + 5; /* the end of entry 10 ("e10t1"); zeros follow */
+	ck_assert_int_ge(file_size(segment_path()), size);
+	/* a byte of entry 5's data, then of its length field: complete batches follow, so it is
+	 * corruption, not a torn write, whichever field went bad */
+	flip_byte(segment_path(), 32 + 4 * 32 + 29);
+	ck_assert_int_eq(storage_open(dir, NULL, &h2, err, sizeof(err)), STORAGE_ECORRUPT);
+	ck_assert_ptr_null(h2);
+	ck_assert_msg(strstr(err, "index 5") != NULL, "%s", err);
+	flip_byte(segment_path(), 32 + 4 * 32 + 29); /* repaired */
+	flip_byte(segment_path(), 32 + 4 * 32 + 7);
+	ck_assert_int_eq(storage_open(dir, NULL, &h2, err, sizeof(err)), STORAGE_ECORRUPT);
+	ck_assert_msg(strstr(err, "index 5") != NULL, "%s", err);
+	flip_byte(segment_path(), 32 + 4 * 32 + 7);
 
-	/* a hole in the log */
-	storage_close(h);
-	t_raw_put(dir, "log", key, sizeof(key), NULL, 0);
+	/* the last record torn (the file may end inside it, or be followed by zeros): cut, the
+	 * rest intact */
+	ck_assert_int_eq(truncate(segment_path(), size - 3), 0);
 	h = t_open(dir);
-	ck_assert_int_eq(storage_log_entries(h, 1, 11, 0, &es, err, sizeof(err)), STORAGE_ECORRUPT);
-	ck_assert_msg(strstr(err, "missing") != NULL, "%s", err);
+	ck_assert_uint_eq(t_state(h).last_index, 9);
+	check_entries(1, 10, 1);
+	/* and the log goes on from there */
+	append(10, 12, 2);
+	check_entries(10, 12, 2);
+	storage_close(h);
+	h = t_open(dir);
+	ck_assert_uint_eq(t_state(h).last_index, 11);
+	check_entries(1, 10, 1);
+}
+END_TEST
+
+/* data.mdb without the log's files (a backup made with mdb_copy): the state machine is a
+ * snapshot, and the log restarts right after the applied index. */
+START_TEST(test_state_without_log_files)
+{
+	char wal[T_PATH_MAX];
+	struct storage_state st;
+
+	append(1, 11, 2);
+	for (int i = 0; i < 7; i++) {
+		t_noop(h); /* applied 7 */
+	}
+	storage_close(h);
+	h = NULL;
+	snprintf(wal, sizeof(wal), "%s/wal", dir);
+	t_rmtree(wal);
+	h = t_open(dir);
+	st = t_state(h);
+	ck_assert_uint_eq(st.applied_index, 7);
+	ck_assert_uint_eq(st.first_index, 8);
+	ck_assert_uint_eq(st.last_index, 7);
+	ck_assert_uint_eq(st.snapshot_index, 7);
+	ck_assert_uint_eq(st.snapshot_term, st.applied_term); /* t_noop applies at term 1 */
+	ck_assert_uint_eq(st.snapshot_term, 1);
+	ck_assert_int_eq(term_err(8), STORAGE_EUNAVAIL);
+	/* the log goes on after it, and that survives a reopen */
+	append(8, 10, 3);
+	storage_close(h);
+	h = t_open(dir);
+	st = t_state(h);
+	ck_assert_uint_eq(st.first_index, 8);
+	ck_assert_uint_eq(st.last_index, 9);
+	check_entries(8, 10, 3);
+}
+END_TEST
+
+/* A read callback may call storage again (no lock is held while it runs): a regression would
+ * hang here until the test times out. */
+struct reenter {
+	uint64_t seen;
+	uint64_t terms;
+};
+
+static int reenter_cb(const struct storage_entry *e, void *arg)
+{
+	struct reenter *r = arg;
+	uint64_t term = 0;
+
+	ck_assert_int_eq(storage_log_term(h, e->index, &term, NULL, 0), 0);
+	ck_assert_uint_eq(term, e->term);
+	r->seen++;
+	r->terms += term;
+	return 0;
+}
+
+START_TEST(test_read_callback_reenters)
+{
+	struct reenter r = {0};
+
+	append(1, 6, 2);
+	ck_assert_int_eq(storage_log_read(h, 1, 6, 0, reenter_cb, &r, NULL, 0), 0);
+	ck_assert_uint_eq(r.seen, 5);
+	ck_assert_uint_eq(r.terms, 10);
 }
 END_TEST
 
@@ -511,6 +629,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_applied_entries_are_immutable);
 	tcase_add_test(tc, test_compaction);
 	tcase_add_test(tc, test_corrupt_log_record);
+	tcase_add_test(tc, test_state_without_log_files);
+	tcase_add_test(tc, test_read_callback_reenters);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -25,28 +25,41 @@ static inline char *t_mkdtemp(void)
 	return d;
 }
 
-/* Remove a flat directory (storage's data directories hold only files) and free its name. */
-static inline void t_rmdir(char *dir)
+/* Remove a data directory (files, and the files of its subdirectories such as wal/). */
+static inline void t_rmtree(const char *dir)
 {
 	char path[T_PATH_MAX];
 	struct dirent *e;
 	DIR *d;
 
-	if (dir == NULL) {
-		return;
-	}
 	d = opendir(dir);
 	if (d != NULL) {
 		while ((e = readdir(d)) != NULL) {
 			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
 				continue;
 			}
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
+			if (strlen(dir) + strlen(e->d_name) + 2 > sizeof(path)) {
+				continue;
+			}
+			strcpy(path, dir);
+			strcat(path, "/");
+			strcat(path, e->d_name);
+			if (unlink(path) != 0) {
+				t_rmtree(path);
+			}
 		}
 		closedir(d);
 	}
 	rmdir(dir);
+}
+
+/* Remove a data directory and free its name. */
+static inline void t_rmdir(char *dir)
+{
+	if (dir == NULL) {
+		return;
+	}
+	t_rmtree(dir);
 	free(dir);
 }
 
