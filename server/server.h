@@ -226,13 +226,13 @@ struct worker {
 	struct job *early_head, *early_tail; /* applies computed, commit still running */
 	bool stop;
 	bool started;
-	bool nospace;		    /* a write is waiting for space: the loop refuses new writes */
+	bool nospace_log;   /* the log thread waits for disk space: the loop refuses writes */
+	bool nospace_apply; /* the apply thread waits for map space: likewise */
 	struct storage_space space; /* last reading, refreshed after commits (at most 10/s) */
 	uint64_t space_seq;	    /* bumped at each reading */
 	uint64_t space_at_ms;
 	uv_async_t done_async;
 	struct server *s;
-	uint64_t commits;
 };
 
 int worker_start(struct server *s);

@@ -90,13 +90,15 @@ static _Noreturn void fatal(struct worker *w, const char *what, int err, const c
 	_exit(3);
 }
 
-/* The store is full: tell the loop (it refuses new writes), wait a second, retry. Returns
- * true when the server is stopping instead. */
-static bool wait_for_space(struct worker *w, const char *what, int err, const char *msg)
+/* The disk (log thread) or the map (apply thread) is full: tell the loop (it refuses new
+ * writes while either thread waits), wait a second, retry. `flag` is the calling thread's.
+ * Returns true when the server is stopping instead. */
+static bool wait_for_space(struct worker *w, bool *flag, const char *what, int err,
+			   const char *msg)
 {
 	pthread_mutex_lock(&w->mu);
-	bool first = !w->nospace;
-	w->nospace = true;
+	bool first = !*flag;
+	*flag = true;
 	bool stop = w->stop;
 	pthread_mutex_unlock(&w->mu);
 	if (first)
@@ -151,13 +153,14 @@ void worker_space(struct server *s, struct storage_space *out, uint64_t *seq)
 	pthread_mutex_unlock(&w->mu);
 }
 
-static void space_ok(struct worker *w)
+static void space_ok(struct worker *w, bool *flag)
 {
 	pthread_mutex_lock(&w->mu);
-	bool was = w->nospace;
-	w->nospace = false;
+	bool was = *flag;
+	*flag = false;
+	bool still = w->nospace_log || w->nospace_apply;
 	pthread_mutex_unlock(&w->mu);
-	if (was)
+	if (was && !still)
 		slog(w->s, LOG_INFO, "space available again: accepting writes");
 }
 
@@ -243,8 +246,7 @@ static void run_apply(struct worker *w, struct job *batch)
 		rv = storage_persist(w->s->store, &p, msg, sizeof(msg));
 		if (rv == 0) {
 			applied = true;
-			w->commits++;
-			space_ok(w);
+			space_ok(w, &w->nospace_apply);
 			refresh_space(w, false);
 			break;
 		}
@@ -261,7 +263,7 @@ static void run_apply(struct worker *w, struct job *batch)
 		/* Nothing of it was written; the loop refuses new writes meanwhile (admission
 		 * control keeps this rare). Space comes back when an operator restarts the member
 		 * with a larger --map-size. */
-		if (wait_for_space(w, "apply", rv, msg))
+		if (wait_for_space(w, &w->nospace_apply, "apply", rv, msg))
 			break; /* stopping: the log replays these applies at restart */
 	}
 	decoded_free(&d);
@@ -322,15 +324,14 @@ static void run_persist(struct worker *w, struct job *batch)
 		for (;;) {
 			int rv = storage_persist(st, &p, msg, sizeof(msg));
 			if (rv == 0) {
-				w->commits++;
-				space_ok(w);
+				space_ok(w, &w->nospace_log);
 				break;
 			}
 			if (rv == STORAGE_ENOSPC) {
 				/* Disk full: nothing of the batch was kept and nothing acknowledged;
 				 * Raft needs these entries on disk before it can go on, so wait
 				 * while the loop refuses new writes. */
-				if (wait_for_space(w, "log append", rv, msg))
+				if (wait_for_space(w, &w->nospace_log, "log append", rv, msg))
 					break;
 				continue;
 			}
@@ -367,7 +368,6 @@ static void run_single(struct worker *w, struct job *j)
 		fatal(w, j->kind == JOB_INSTALL ? "snapshot install" : "log compaction", j->status,
 		      j->errmsg);
 	if (j->status == 0) {
-		w->commits++;
 		refresh_space(w, true);
 	}
 }
@@ -566,7 +566,7 @@ bool worker_nospace(struct server *s)
 {
 	struct worker *w = &s->worker;
 	pthread_mutex_lock(&w->mu);
-	bool v = w->nospace;
+	bool v = w->nospace_log || w->nospace_apply;
 	pthread_mutex_unlock(&w->mu);
 	return v;
 }

@@ -655,13 +655,15 @@ static int new_seg(storage_t *h, uint64_t first, char *errmsg, size_t errlen)
 		return rv;
 	if (w->n_segs == w->cap_segs) {
 		size_t cap = w->cap_segs ? w->cap_segs * 2 : 8;
+		pthread_mutex_lock(&w->mu); /* readers index the array */
 		struct sto_wal_seg *ns = realloc(w->segs, cap * sizeof(*ns));
+		if (ns != NULL) {
+			w->segs = ns;
+			w->cap_segs = cap;
+		}
+		pthread_mutex_unlock(&w->mu);
 		if (ns == NULL)
 			return sto_err(errmsg, errlen, STORAGE_ENOMEM, "out of memory");
-		pthread_mutex_lock(&w->mu);
-		w->segs = ns;
-		w->cap_segs = cap;
-		pthread_mutex_unlock(&w->mu);
 	}
 	s.fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, STO_FILE_MODE);
 	if (s.fd < 0)
@@ -838,7 +840,10 @@ int sto_wal_append(storage_t *h, uint64_t truncate_from, const struct storage_en
 	for (size_t i = 0; i < n; i++)
 		bytes += WAL_REC_HDR_SIZE + e[i].len;
 	w->buf.len = 0;
-	if (sto_buf_reserve(&w->buf, bytes) != 0 || seg_reserve(s, n) != 0)
+	pthread_mutex_lock(&w->mu); /* readers index off[] and term[] */
+	rv = seg_reserve(s, n);
+	pthread_mutex_unlock(&w->mu);
+	if (rv != 0 || sto_buf_reserve(&w->buf, bytes) != 0)
 		return sto_err(errmsg, errlen, STORAGE_ENOMEM, "out of memory");
 	uint8_t *p = w->buf.p;
 	for (size_t i = 0; i < n; i++) {
