@@ -34,10 +34,10 @@ static const char usage[] =
     "  --max-frame-bytes N        largest client frame accepted (default 4194304)\n"
     "  --map-size N[K|M|G]        most the data file may grow to (default 1G)\n"
     "  --snapshot-count N         compact the Raft log once N entries were applied beyond\n"
-    "                             what it must keep (default 5000)\n"
+    "                             what it must keep (default 2500)\n"
     "  --snapshot-catchup-entries N  entries kept after a compaction, so that a follower\n"
     "                             that lags by fewer is sent entries, not a snapshot\n"
-    "                             (default 5000)\n"
+    "                             (default 2500)\n"
     "  --log-level LEVEL          debug, info, warn or error (default info)\n"
     "  --unsafe-no-fsync          do not fsync (tests only: a crash may lose data)\n"
     "  --help, --version\n";

@@ -1,5 +1,6 @@
 /* node.c — drives the Raft core from the event loop: updates to disk and network, client requests,
  * replies. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +180,14 @@ static void serve_range(struct conn *c, uint64_t req_id, const Cairn__RangeReque
 	storage_result_free(&res);
 }
 
+/* Reads wait for entries the apply thread has computed but not committed (its transaction
+ * stays open across batches, worker.c): ask for the commit now rather than at its deadline. */
+static void want_commit(struct server *s)
+{
+	if (s->reads_ready.head != NULL && s->applied < s->replied)
+		worker_commit_applies(s);
+}
+
 /* Serves linearizable reads whose read index is now applied. */
 static void serve_ready_reads(struct server *s)
 {
@@ -193,6 +202,7 @@ static void serve_ready_reads(struct server *s)
 		}
 	}
 	s->reads_ready = keep;
+	want_commit(s);
 }
 
 static void on_read_result(struct server *s, const struct raft_read *rd)
@@ -295,6 +305,7 @@ static void handle_range(struct conn *c, Cairn__Request *req)
 		p->index = s->replied;
 		p->deadline = uv_now(s->loop) + CAIRN_READ_TIMEOUT_MS;
 		plist_push(&s->reads_ready, p);
+		want_commit(s);
 		return;
 	}
 	p->read_ctx = ++s->next_read_ctx;
@@ -814,9 +825,9 @@ void node_on_job_done(struct server *s, struct job *j)
 }
 
 /* Answers the writes a batch of applied entries decides. Runs when the results are known,
- * possibly before the batch's commit finished (worker.c, on_applied): the entries are
- * committed in Raft, so their outcome is final whatever happens to this disk write. Reads
- * still wait for s->applied, which moves only once the commit is done. */
+ * before the apply transaction commits (worker.c, on_applied): the entries are committed in
+ * Raft, so their outcome is final whatever happens to this disk write. Reads still wait for
+ * s->applied, which moves only once the commit is done (and ask for it: want_commit). */
 void node_on_apply_results(struct server *s, struct job *j)
 {
 	j->replied = true;
@@ -838,6 +849,7 @@ void node_on_apply_results(struct server *s, struct job *j)
 			pending_free(p);
 		}
 	}
+	want_commit(s);
 }
 
 /* ---- the loop hooks ---------------------------------------------------------------------- */
@@ -866,6 +878,15 @@ static void on_sweep_timer(uv_timer_t *t)
 	uint64_t now = uv_now(s->loop);
 	expire_list(&s->reads, now);
 	expire_list(&s->reads_ready, now);
+#ifdef __GLIBC__
+	/* A compaction frees thousands of entries at once, and glibc keeps freed memory inside
+	 * its heap; hand it back to the system a little later (once the core has released the
+	 * dropped entries: it frees them over its next updates). Measured: ~1 MiB per member. */
+	if (s->trim_after_ms != 0 && now >= s->trim_after_ms) {
+		s->trim_after_ms = 0;
+		malloc_trim(0);
+	}
+#endif
 }
 
 static void on_raft_timer(uv_timer_t *t)

@@ -326,10 +326,12 @@ void snapshot_on_job_done(struct server *s, struct job *j)
 			return;
 		}
 		s->compactions++;
+		s->trim_after_ms = now + CAIRN_TRIM_DELAY_MS;
 		slog(s, LOG_INFO, "log compacted up to %llu", (unsigned long long)j->compact_upto);
 		return;
 	}
 	/* JOB_INSTALL */
+	s->trim_after_ms = now + CAIRN_TRIM_DELAY_MS; /* the old log goes, whatever the outcome */
 	s->snap_in.in = NULL; /* the worker consumed it */
 	s->snap_in.installing = false;
 	if (j->status != 0) {

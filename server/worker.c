@@ -208,75 +208,152 @@ static void on_applied(void *arg, struct storage_result *res, size_t n)
 	uv_async_send(&w->done_async);
 }
 
-/* Applies every committed entry of a batch of JOB_APPLY in one transaction (one flush, which
- * a power loss may undo: the log redoes it). Runs beside the log appends: the entries were
- * persisted before the core handed them out. */
-static void run_apply(struct worker *w, struct job *batch)
+/* Hands a finished segment (a NULL-terminated list) back to the loop. */
+static void hand_back(struct worker *w, struct job *seg)
 {
-	char msg[STORAGE_ERRMSG_SIZE];
+	pthread_mutex_lock(&w->mu);
+	for (struct job *j = seg, *next; j; j = next) {
+		next = j->next;
+		j->next = NULL;
+		if (w->done_tail)
+			w->done_tail->next = j;
+		else
+			w->done_head = j;
+		w->done_tail = j;
+	}
+	pthread_mutex_unlock(&w->mu);
+	uv_async_send(&w->done_async);
+}
+
+/* Concatenates the entries of a list of JOB_APPLY and decodes them. */
+static size_t gather(struct worker *w, struct job *list, struct storage_entry **all,
+		     struct decoded *d)
+{
 	size_t na = 0;
-	for (struct job *j = batch; j; j = j->next)
+	for (struct job *j = list; j; j = j->next)
 		na += j->n_apply;
-	if (na == 0)
-		return;
-	struct storage_entry *all = malloc(na * sizeof(*all));
-	struct storage_result *res = calloc(na, sizeof(*res));
-	if (all == NULL || res == NULL)
+	*all = malloc((na ? na : 1) * sizeof(**all));
+	if (*all == NULL)
 		fatal(w, "allocation", STORAGE_ENOMEM, "apply batch");
 	size_t k = 0;
-	for (struct job *j = batch; j; j = j->next) {
-		memcpy(all + k, j->apply, j->n_apply * sizeof(*all));
+	for (struct job *j = list; j; j = j->next) {
+		memcpy(*all + k, j->apply, j->n_apply * sizeof(**all));
 		k += j->n_apply;
 	}
-	struct decoded d = {0};
-	int rv = decode_entries(all, na, &d);
+	int rv = decode_entries(*all, na, d);
 	if (rv != 0)
 		fatal(w, "decoding committed entries", rv, "out of memory");
-	struct early early = {.w = w, .batch = batch};
-	struct storage_persist p = {
-	    .apply = d.cmds,
-	    .n_apply = na,
-	    .results = res,
-	    .applied_cb = on_applied,
-	    .applied_arg = &early,
-	};
-	bool applied = false;
-	struct storage_result *scratch = NULL;
-	for (;;) {
-		rv = storage_persist(w->s->store, &p, msg, sizeof(msg));
+	return na;
+}
+
+static void append_list(struct job **head, struct job *list)
+{
+	while (*head)
+		head = &(*head)->next;
+	*head = list;
+}
+
+/* The map is full: everything since the open transaction began was lost with it. Applies
+ * `list` again in one commit once there is room (storage_apply's rules make the results the
+ * same), gives results to the jobs that had none, and hands the list back. */
+static void reapply_after_nospace(struct worker *w, struct job *list, int err, const char *why)
+{
+	char msg[STORAGE_ERRMSG_SIZE];
+	struct storage_entry *all;
+	struct decoded d = {0};
+	size_t na = gather(w, list, &all, &d);
+	struct storage_result *res = calloc(na ? na : 1, sizeof(*res));
+	if (res == NULL)
+		fatal(w, "allocation", STORAGE_ENOMEM, "results");
+	bool stopping = wait_for_space(w, &w->nospace_apply, "apply", err, why);
+	while (!stopping) {
+		int rv = storage_apply(w->s->store, d.cmds, na, res, msg, sizeof(msg));
 		if (rv == 0) {
-			applied = true;
 			space_ok(w, &w->nospace_apply);
-			refresh_space(w, false);
+			size_t k = 0;
+			for (struct job *j = list; j; j = j->next) {
+				if (j->results == NULL) {
+					j->results = malloc(j->n_apply * sizeof(*j->results));
+					if (j->results == NULL)
+						fatal(w, "allocation", STORAGE_ENOMEM, "results");
+					memcpy(j->results, res + k, j->n_apply * sizeof(*res));
+				} else {
+					for (size_t i = 0; i < j->n_apply; i++)
+						storage_result_free(&res[k + i]);
+				}
+				k += j->n_apply;
+			}
 			break;
 		}
 		if (rv != STORAGE_ENOSPC)
 			fatal(w, "apply", rv, msg);
-		if (early.posted) {
-			/* The results went to the loop (clients may have them): keep those; the
-			 * retry computes the same ones into a scratch array, freed after. */
-			p.applied_cb = NULL;
-			if (scratch == NULL && (scratch = calloc(na, sizeof(*scratch))) == NULL)
-				fatal(w, "allocation", STORAGE_ENOMEM, "results");
-			p.results = scratch;
-		}
-		/* Nothing of it was written; the loop refuses new writes meanwhile (admission
-		 * control keeps this rare). Space comes back when an operator restarts the member
-		 * with a larger --map-size. */
-		if (wait_for_space(w, &w->nospace_apply, "apply", rv, msg))
-			break; /* stopping: the log replays these applies at restart */
+		stopping = wait_for_space(w, &w->nospace_apply, "apply", rv, msg);
 	}
+	/* Stopping: the jobs without results are handed back without; the log replays them. */
 	decoded_free(&d);
-	if (scratch != NULL) {
-		if (applied)
-			for (size_t i = 0; i < na; i++)
-				storage_result_free(&scratch[i]);
-		free(scratch);
-	}
-	if (applied && !early.posted)
-		distribute_results(w, batch, res);
 	free(all);
 	free(res);
+	hand_back(w, list);
+}
+
+/* Commits the open apply transaction and hands back every job applied in it: the loop then
+ * moves its applied index (readers see these entries from now on). */
+static void commit_applies(struct worker *w)
+{
+	char msg[STORAGE_ERRMSG_SIZE];
+	struct job *list = w->uncommitted;
+	w->uncommitted = NULL;
+	int rv = storage_applier_commit(w->applier, msg, sizeof(msg));
+	w->applier = NULL;
+	if (rv == STORAGE_ENOSPC) {
+		reapply_after_nospace(w, list, rv, msg);
+		return;
+	}
+	if (rv != 0)
+		fatal(w, "apply commit", rv, msg);
+	space_ok(w, &w->nospace_apply);
+	refresh_space(w, false);
+	hand_back(w, list);
+}
+
+/* Applies a batch of JOB_APPLY in the open apply transaction (opening one if needed); the
+ * results go to the loop at once (on_applied), the jobs wait for the commit. The entries were
+ * persisted before the core handed them out. */
+static void run_apply(struct worker *w, struct job *batch)
+{
+	char msg[STORAGE_ERRMSG_SIZE];
+	struct storage_entry *all;
+	struct decoded d = {0};
+	size_t na = gather(w, batch, &all, &d);
+	struct storage_result *res = calloc(na ? na : 1, sizeof(*res));
+	if (res == NULL)
+		fatal(w, "allocation", STORAGE_ENOMEM, "results");
+	int rv = 0;
+	if (w->applier == NULL) {
+		rv = storage_applier_begin(w->s->store, &w->applier, msg, sizeof(msg));
+		if (rv != 0)
+			fatal(w, "apply", rv, msg);
+		w->applier_since_ms = mono_ms();
+	}
+	rv = storage_applier_apply(w->applier, d.cmds, na, res, msg, sizeof(msg));
+	decoded_free(&d);
+	free(all);
+	if (rv == STORAGE_ENOSPC) {
+		free(res);
+		storage_applier_abort(w->applier);
+		w->applier = NULL;
+		struct job *list = w->uncommitted;
+		w->uncommitted = NULL;
+		append_list(&list, batch);
+		reapply_after_nospace(w, list, rv, msg);
+		return;
+	}
+	if (rv != 0)
+		fatal(w, "apply", rv, msg);
+	struct early early = {.w = w, .batch = batch};
+	on_applied(&early, res, na);
+	free(res); /* each job has its copy */
+	append_list(&w->uncommitted, batch);
 }
 
 /* Runs a batch of JOB_PERSIST as ONE log write: every truncation, append and hard-state
@@ -341,18 +418,21 @@ static void run_persist(struct worker *w, struct job *batch)
 	free(ents);
 }
 
-/* Waits until the apply thread has nothing queued or running. */
+/* Waits until the apply thread has nothing queued, running or uncommitted. */
 static void wait_applies(struct worker *w)
 {
 	pthread_mutex_lock(&w->mu);
+	w->commit_req = true;
+	pthread_cond_signal(&w->acond);
 	while (w->ahead != NULL || w->applying)
 		pthread_cond_wait(&w->idle, &w->mu);
 	pthread_mutex_unlock(&w->mu);
 }
 
-/* A snapshot install or a log compaction: on its own, in queue order. An install replaces the
- * state machine, so every apply handed out before it runs first (none comes after it until
- * the loop hears it is done: the core hands out nothing while installing). */
+/* A snapshot install (log thread, in queue order) or a log compaction (apply thread, after
+ * committing what it applied: both need LMDB's writer lock). An install replaces the state
+ * machine, so every apply handed out before it runs first (none comes after it until the
+ * loop hears it is done: the core hands out nothing while installing). */
 static void run_single(struct worker *w, struct job *j)
 {
 	if (j->kind == JOB_INSTALL) {
@@ -372,26 +452,8 @@ static void run_single(struct worker *w, struct job *j)
 	}
 }
 
-/* Hands a finished segment (a NULL-terminated list) back to the loop. */
-static void hand_back(struct worker *w, struct job *seg)
-{
-	pthread_mutex_lock(&w->mu);
-	for (struct job *j = seg, *next; j; j = next) {
-		next = j->next;
-		j->next = NULL;
-		if (w->done_tail)
-			w->done_tail->next = j;
-		else
-			w->done_head = j;
-		w->done_tail = j;
-	}
-	pthread_mutex_unlock(&w->mu);
-	uv_async_send(&w->done_async);
-}
-
 /* Runs what was queued for the log thread, in order: consecutive persist jobs as one batch,
- * installs and compactions each on their own. Each segment goes back to the loop as soon as
- * it is done. */
+ * installs on their own. Each segment goes back to the loop as soon as it is done. */
 static void run_queue(struct worker *w, struct job *batch)
 {
 	struct job *rest = batch;
@@ -402,7 +464,7 @@ static void run_queue(struct worker *w, struct job *batch)
 				end = end->next;
 		struct job *after = end->next;
 		end->next = NULL;
-		if (rest->kind == JOB_INSTALL || rest->kind == JOB_COMPACT)
+		if (rest->kind == JOB_INSTALL)
 			run_single(w, rest);
 		else
 			run_persist(w, rest);
@@ -431,28 +493,84 @@ static void *log_main(void *arg)
 	return NULL;
 }
 
+/* The apply thread: applies batches as they come into one open transaction, and commits it
+ * when the loop asks (readers are waiting for the state), CAIRN_APPLY_COMMIT_MS after it
+ * began, before an install, or when stopping. One flush per commit instead of per batch;
+ * the writes were answered from the results already. */
 static void *apply_main(void *arg)
 {
 	struct worker *w = arg;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (w->ahead == NULL && !w->stop)
-			pthread_cond_wait(&w->acond, &w->mu);
-		if (w->ahead == NULL && w->stop)
+		bool due = false;
+		while (w->ahead == NULL && !w->stop) {
+			if (w->applier == NULL) {
+				pthread_cond_wait(&w->acond, &w->mu);
+				continue;
+			}
+			uint64_t deadline = w->applier_since_ms + CAIRN_APPLY_COMMIT_MS;
+			if (w->commit_req || mono_ms() >= deadline) {
+				due = true;
+				break;
+			}
+			struct timespec ts = {(time_t)(deadline / 1000u),
+					      (long)(deadline % 1000u) * 1000000L};
+			pthread_cond_timedwait(&w->acond, &w->mu, &ts);
+		}
+		if (w->ahead == NULL && w->applier == NULL && w->stop)
 			break;
 		struct job *batch = w->ahead;
 		w->ahead = w->atail = NULL;
 		w->applying = true;
 		pthread_mutex_unlock(&w->mu);
 
-		run_apply(w, batch);
-		hand_back(w, batch);
+		/* Consecutive applies go into the open transaction; a compaction first commits
+		 * it (it needs LMDB's writer lock), then runs on its own. */
+		while (batch != NULL) {
+			struct job *end = batch;
+			if (batch->kind == JOB_APPLY)
+				while (end->next != NULL && end->next->kind == JOB_APPLY)
+					end = end->next;
+			struct job *rest = end->next;
+			end->next = NULL;
+			if (batch->kind == JOB_APPLY) {
+				run_apply(w, batch);
+			} else {
+				if (w->applier != NULL)
+					commit_applies(w);
+				run_single(w, batch);
+				hand_back(w, batch);
+			}
+			batch = rest;
+		}
+
 		pthread_mutex_lock(&w->mu);
-		w->applying = false;
-		pthread_cond_broadcast(&w->idle);
+		if (w->applier != NULL &&
+		    (due || w->commit_req || w->stop ||
+		     mono_ms() >= w->applier_since_ms + CAIRN_APPLY_COMMIT_MS)) {
+			w->commit_req = false;
+			pthread_mutex_unlock(&w->mu);
+			commit_applies(w);
+			pthread_mutex_lock(&w->mu);
+		}
+		if (w->applier == NULL) {
+			w->applying = false;
+			pthread_cond_broadcast(&w->idle);
+		}
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
+}
+
+void worker_commit_applies(struct server *s)
+{
+	struct worker *w = &s->worker;
+	pthread_mutex_lock(&w->mu);
+	if (!w->commit_req) {
+		w->commit_req = true;
+		pthread_cond_signal(&w->acond);
+	}
+	pthread_mutex_unlock(&w->mu);
 }
 
 static void on_done(uv_async_t *a)
@@ -473,7 +591,7 @@ static void on_done(uv_async_t *a)
 	for (struct job *j = list, *next; j; j = next) {
 		next = j->next;
 		w->s->jobs_in_flight--;
-		if (j->kind != JOB_APPLY)
+		if (j->kind != JOB_APPLY && j->kind != JOB_COMPACT)
 			w->s->log_jobs_in_flight--;
 		node_on_job_done(w->s, j);
 		job_free(j);
@@ -487,7 +605,11 @@ int worker_start(struct server *s)
 	w->s = s;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cond, NULL);
-	pthread_cond_init(&w->acond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* mono_ms() deadlines */
+	pthread_cond_init(&w->acond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&w->idle, NULL);
 	uv_async_init(s->loop, &w->done_async, on_done);
 	w->done_async.data = w;
@@ -514,10 +636,11 @@ void worker_submit(struct server *s, struct job *j)
 	struct worker *w = &s->worker;
 	j->next = NULL;
 	s->jobs_in_flight++;
-	if (j->kind != JOB_APPLY)
+	bool apply_thread = j->kind == JOB_APPLY || j->kind == JOB_COMPACT;
+	if (!apply_thread)
 		s->log_jobs_in_flight++;
 	pthread_mutex_lock(&w->mu);
-	if (j->kind == JOB_APPLY) {
+	if (apply_thread) {
 		if (w->atail)
 			w->atail->next = j;
 		else

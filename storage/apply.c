@@ -572,6 +572,102 @@ err_after_begin:
 	return rv;
 }
 
+/* ---- applying in a long transaction ---- */
+
+struct storage_applier {
+	storage_t *h;
+	MDB_txn *txn;
+	size_t batches; /* applied since begin */
+};
+
+int storage_applier_begin(storage_t *h, struct storage_applier **out, char *errmsg, size_t errlen)
+{
+	struct storage_applier *a;
+	int rv;
+
+	if (out != NULL) {
+		*out = NULL;
+	}
+	if (h == NULL || out == NULL) {
+		return sto_err(errmsg, errlen, STORAGE_EINVAL, "storage_applier_begin: NULL argument");
+	}
+	a = calloc(1, sizeof(*a));
+	if (a == NULL) {
+		return sto_err(errmsg, errlen, STORAGE_ENOMEM, "out of memory");
+	}
+	a->h = h;
+	rv = sto_write_begin(h, &a->txn, errmsg, errlen);
+	if (rv != 0) {
+		free(a);
+		return rv;
+	}
+	*out = a;
+	return 0;
+}
+
+int storage_applier_apply(struct storage_applier *a, const struct storage_cmd *cmds, size_t n,
+			  struct storage_result *results, char *errmsg, size_t errlen)
+{
+	struct sto_log_bounds b;
+
+	if (a == NULL || a->txn == NULL || (n > 0 && (cmds == NULL || results == NULL))) {
+		return sto_err(errmsg, errlen, STORAGE_EINVAL,
+			       "storage_applier_apply: bad argument, or an apply failed since begin");
+	}
+	if (n == 0) {
+		return 0;
+	}
+	sto_wal_bounds(a->h, &b);
+	if (cmds[n - 1].index > b.last) {
+		mdb_txn_abort(a->txn);
+		a->txn = NULL;
+		return sto_err(errmsg, errlen, STORAGE_EINVAL,
+			       "apply: command %llu is not in the log (last index %llu)",
+			       (unsigned long long)cmds[n - 1].index, (unsigned long long)b.last);
+	}
+	int rv = sto_apply_txn(a->h, a->txn, cmds, n, results, errmsg, errlen);
+	if (rv != 0) {
+		/* LMDB's transaction is unusable after a failed write (a full map...), and a
+		 * batch refused halfway may have written part of itself: nothing since
+		 * storage_applier_begin() will be committed. */
+		mdb_txn_abort(a->txn);
+		a->txn = NULL;
+	}
+	if (rv == 0) {
+		a->batches++;
+	}
+	return rv;
+}
+
+int storage_applier_commit(struct storage_applier *a, char *errmsg, size_t errlen)
+{
+	int rv;
+
+	if (a == NULL) {
+		return sto_err(errmsg, errlen, STORAGE_EINVAL, "storage_applier_commit: NULL");
+	}
+	if (a->txn == NULL) {
+		rv = sto_err(errmsg, errlen, STORAGE_EINVAL,
+			     "storage_applier_commit: an apply failed, nothing can be committed");
+	} else {
+		/* The log can redo applies: one flush (MDB_NOMETASYNC), as storage_apply(). */
+		rv = sto_commit(a->h, a->txn, STO_APPLY_DURABLE, errmsg, errlen);
+	}
+	free(a);
+	return rv;
+}
+
+void storage_applier_abort(struct storage_applier *a)
+{
+	if (a == NULL) {
+		return;
+	}
+	if (a->txn != NULL) {
+		mdb_txn_abort(a->txn);
+	}
+	free(a);
+}
+
 int storage_conf_get(storage_t *h, uint64_t *index, void **conf, size_t *conf_len, char *errmsg,
 		     size_t errlen)
 {

@@ -58,7 +58,7 @@
 #define STORAGE_DEFAULT_MAP_SIZE ((size_t)1 << 30)
 #define STORAGE_MIN_MAP_SIZE	 ((size_t)1 << 20)
 /* Default size of a log segment file. */
-#define STORAGE_DEFAULT_SEGMENT_SIZE (8u * 1024u * 1024u)
+#define STORAGE_DEFAULT_SEGMENT_SIZE (4u * 1024u * 1024u)
 /* Default session expiry: a session not used by any of the last N log entries is dropped. */
 #define STORAGE_DEFAULT_SESSION_TTL 1000000u
 /* Default cap on live sessions; registering one more evicts the least recently used. */
@@ -516,6 +516,36 @@ struct storage_cmd {
  */
 int storage_apply(storage_t *h, const struct storage_cmd *cmds, size_t n,
 		  struct storage_result *results, char *errmsg, size_t errlen);
+
+/*
+ * Applying in a long transaction. storage_apply() commits (one flush) every batch. A server
+ * that answers clients from the results (they are final: the log decides them) can instead
+ * keep one write transaction open across batches and commit when readers need to see the
+ * state, or every few milliseconds: one flush per commit instead of one per batch. Until
+ * the commit, readers see the state before storage_applier_begin(), and a crash (or
+ * storage_applier_abort) undoes every batch since then: the log re-applies them with the
+ * same results. While it is open the transaction holds LMDB's writer lock: every other write
+ * (a hard state, a compaction, an install, storage_apply) waits for it, so keep it short.
+ * One applier per handle, used by one thread.
+ *
+ * storage_applier_begin: open the transaction. Errors: STORAGE_EINVAL, STORAGE_ENOMEM,
+ *   STORAGE_EFATAL (an earlier commit failed), and LMDB's (STORAGE_EIO...).
+ * storage_applier_apply: exactly storage_apply()'s rules and results, inside the open
+ *   transaction; every command must be in the log already. Returns as storage_apply(). After
+ *   any error the transaction is gone: nothing since begin can be committed; abort and start
+ *   again (a retry with the same commands gives the same results). On error no result needs
+ *   freeing.
+ * storage_applier_commit: commit (one flush, as storage_apply()) and release `a`, whatever
+ *   the outcome. Errors: STORAGE_EINVAL (an apply failed since begin: nothing committed),
+ *   STORAGE_ENOSPC, STORAGE_EFATAL (exit).
+ * storage_applier_abort: give up every batch since begin and release `a`; NULL is a no-op.
+ */
+struct storage_applier;
+int storage_applier_begin(storage_t *h, struct storage_applier **out, char *errmsg, size_t errlen);
+int storage_applier_apply(struct storage_applier *a, const struct storage_cmd *cmds, size_t n,
+			  struct storage_result *results, char *errmsg, size_t errlen);
+int storage_applier_commit(struct storage_applier *a, char *errmsg, size_t errlen);
+void storage_applier_abort(struct storage_applier *a);
 
 /* Copy the last applied membership blob into a malloc'd buffer *conf (caller free()s; NULL if
  * none) of *conf_len bytes; *index is the entry that set it (0 if none).

@@ -611,6 +611,79 @@ START_TEST(test_read_callback_reenters)
 }
 END_TEST
 
+/* storage_applier: batches applied in one open transaction have their final results at once,
+ * become visible only at the commit, and an abort (or a failed apply) undoes them all. */
+static void put_cmd(struct storage_cmd *c, struct storage_op *op, uint64_t index, const char *key)
+{
+	*op = t_put_op(key, "v");
+	memset(c, 0, sizeof(*c));
+	c->index = index;
+	c->term = 1;
+	c->type = STORAGE_CMD_TXN;
+	c->txn.success = op;
+	c->txn.n_success = 1;
+}
+
+START_TEST(test_applier)
+{
+	char err[STORAGE_ERRMSG_SIZE] = "";
+	struct storage_applier *a = NULL;
+	struct storage_cmd cmds[3];
+	struct storage_op ops[3];
+	struct storage_result res[3];
+
+	append(1, 6, 1);
+	ck_assert_int_eq(storage_applier_begin(h, &a, err, sizeof(err)), 0);
+	put_cmd(&cmds[0], &ops[0], 1, "a");
+	put_cmd(&cmds[1], &ops[1], 2, "b");
+	ck_assert_int_eq(storage_applier_apply(a, cmds, 2, res, err, sizeof(err)), 0);
+	ck_assert_uint_eq(res[1].revision, 2);
+	storage_result_free(&res[0]);
+	storage_result_free(&res[1]);
+	put_cmd(&cmds[2], &ops[2], 3, "c");
+	ck_assert_int_eq(storage_applier_apply(a, &cmds[2], 1, res, err, sizeof(err)), 0);
+	ck_assert_uint_eq(res[0].revision, 3);
+	storage_result_free(&res[0]);
+	/* readers still see the state before the transaction */
+	t_assert_value(h, "a", NULL);
+	ck_assert_uint_eq(t_state(h).applied_index, 0);
+	ck_assert_int_eq(storage_applier_commit(a, err, sizeof(err)), 0);
+	t_assert_value(h, "c", "v");
+	ck_assert_uint_eq(t_state(h).applied_index, 3);
+
+	/* an abort undoes every batch since begin */
+	ck_assert_int_eq(storage_applier_begin(h, &a, err, sizeof(err)), 0);
+	put_cmd(&cmds[0], &ops[0], 4, "d");
+	ck_assert_int_eq(storage_applier_apply(a, cmds, 1, res, err, sizeof(err)), 0);
+	storage_result_free(&res[0]);
+	storage_applier_abort(a);
+	t_assert_value(h, "d", NULL);
+	ck_assert_uint_eq(t_state(h).applied_index, 3);
+
+	/* a failed apply (a gap after applied) takes the whole transaction with it */
+	ck_assert_int_eq(storage_applier_begin(h, &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(storage_applier_apply(a, cmds, 1, res, err, sizeof(err)), 0);
+	storage_result_free(&res[0]);
+	put_cmd(&cmds[1], &ops[1], 9, "e");
+	ck_assert_int_eq(storage_applier_apply(a, &cmds[1], 1, res, err, sizeof(err)),
+			 STORAGE_EINVAL);
+	ck_assert_int_eq(storage_applier_apply(a, cmds, 1, res, err, sizeof(err)), STORAGE_EINVAL);
+	ck_assert_int_eq(storage_applier_commit(a, err, sizeof(err)), STORAGE_EINVAL);
+	t_assert_value(h, "d", NULL);
+	ck_assert_uint_eq(t_state(h).applied_index, 3);
+
+	/* an entry not yet in the log is never applied */
+	ck_assert_int_eq(storage_applier_begin(h, &a, err, sizeof(err)), 0);
+	put_cmd(&cmds[0], &ops[0], 4, "d");
+	put_cmd(&cmds[1], &ops[1], 5, "e");
+	put_cmd(&cmds[2], &ops[2], 6, "f");
+	ck_assert_int_eq(storage_applier_apply(a, cmds, 3, res, err, sizeof(err)), STORAGE_EINVAL);
+	ck_assert_msg(strstr(err, "not in the log") != NULL, "%s", err);
+	storage_applier_abort(a);
+	ck_assert_uint_eq(t_state(h).applied_index, 3);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("storage_log");
@@ -631,6 +704,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_corrupt_log_record);
 	tcase_add_test(tc, test_state_without_log_files);
 	tcase_add_test(tc, test_read_callback_reenters);
+	tcase_add_test(tc, test_applier);
 	suite_add_tcase(s, tc);
 	return s;
 }
