@@ -362,8 +362,8 @@ static void propose(struct conn *c, Cairn__Request *req, Cairn__Peer__Command *c
 }
 
 /* Admission control: refuse a write the store may not have room for, so that no committed
- * entry ever meets a full map on its way to disk. The reading lags a little; writes admitted
- * since it are counted on top. */
+ * entry ever meets a full map (or disk) on its way to disk. The reading lags a little; writes
+ * admitted since it are counted on top. */
 static bool admit_write(struct server *s, size_t request_bytes)
 {
 	if (worker_nospace(s))
@@ -383,14 +383,20 @@ static bool admit_write(struct server *s, size_t request_bytes)
 		uint64_t reserve = sp.map_size / 64;
 		if (reserve < 16 * sp.page_size)
 			reserve = 16 * sp.page_size;
-		if (sp.used_bytes + s->admitted_bytes + cost + reserve <= sp.map_size) {
+		/* The log's files and data.mdb's growth need disk space too: keep some free, so
+		 * that a full disk is met here rather than by a commit (fatal for LMDB). */
+		bool disk_ok = sp.disk_free_bytes == UINT64_MAX ||
+			       s->admitted_bytes + cost + CAIRN_DISK_RESERVE_BYTES <=
+				   sp.disk_free_bytes;
+		if (disk_ok && sp.used_bytes + s->admitted_bytes + cost + reserve <= sp.map_size) {
 			s->admitted_bytes += cost;
 			return true;
 		}
-		/* Refused partly because of writes counted since the reading: those may be on
-		 * disk by now (the worker reads again only after its commits), so read again
-		 * rather than refuse for good. */
-		if (attempt > 0 || s->admitted_bytes == 0 || !worker_space_refresh(s))
+		/* Refused: writes counted since the reading may be on disk by now, or space may
+		 * have been freed (the worker reads again only after its commits), so take a
+		 * new reading (at most every CAIRN_SPACE_REFRESH_MS) rather than refuse for
+		 * good. */
+		if (attempt > 0 || !worker_space_refresh(s))
 			return false;
 	}
 }

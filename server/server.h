@@ -35,6 +35,8 @@
 #define CAIRN_SWEEP_MS		    500u
 #define CAIRN_SPACE_REFRESH_MS	    100u
 #define CAIRN_SPACE_WRITE_FACTOR    4u /* a write costs about this many times its size on disk */
+/* Writes are refused while less than this would stay free on the data directory's disk. */
+#define CAIRN_DISK_RESERVE_BYTES ((uint64_t)64 * 1024 * 1024)
 /* Log compaction (§5): once this many entries were applied beyond the ones kept, the log
  * prefix is dropped (on disk and in memory); the state machine in LMDB is the snapshot. */
 #define CAIRN_DEFAULT_SNAPSHOT_COUNT   2500u
@@ -179,10 +181,10 @@ struct encoded_msg {
 };
 
 enum job_kind {
-	JOB_PERSIST = 1, /* log appends / truncation / hard state (merged into one txn) */
-	JOB_APPLY = 2,	 /* committed entries to apply (merged into the same txn) */
-	JOB_INSTALL = 3, /* install a received snapshot (a txn of its own) */
-	JOB_COMPACT = 4, /* drop the log prefix up to `compact_upto` (a txn of its own) */
+	JOB_PERSIST = 1, /* log appends / truncation / hard state (one log write per batch) */
+	JOB_APPLY = 2,	 /* committed entries to apply (into the apply thread's open txn) */
+	JOB_INSTALL = 3, /* install a received snapshot (a txn of its own, log thread) */
+	JOB_COMPACT = 4, /* drop the log prefix up to `compact_upto` (apply thread) */
 };
 
 struct job {

@@ -184,7 +184,7 @@ struct early {
 	bool posted;
 };
 
-/* storage_persist's applied_cb: the results are final before the commit's flush (the entries
+/* Called with a batch's results as soon as they are computed, before the commit (the entries
  * are committed in Raft: durable on a majority, and re-applied identically from the log after
  * a crash), so the loop may answer the clients now, while the disk works. The job structs stay
  * the worker's until they come back through the done list; the loop only reads `results`. */
@@ -505,6 +505,7 @@ static void *apply_main(void *arg)
 		bool due = false;
 		while (w->ahead == NULL && !w->stop) {
 			if (w->applier == NULL) {
+				w->commit_req = false; /* nothing open: nothing to commit */
 				pthread_cond_wait(&w->acond, &w->mu);
 				continue;
 			}

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "storage/internal.h"
@@ -104,6 +105,14 @@ static int check_data_file_before(storage_t *h, char *errmsg, size_t errlen)
 		return rv;
 	}
 	if (stat(path, &st) != 0) {
+		if (errno == ENOENT && sto_wal_has_segments(h->dir)) {
+			/* data.mdb deleted beside its log: the term and vote that went with the log
+			 * are gone, and a member that forgot its vote may vote twice in a term. */
+			return sto_err(errmsg, errlen, STORAGE_ECORRUPT,
+				       "%s has no data.mdb but %s/wal holds a log: the term and vote "
+				       "that went with it are lost; remove wal/ too to start empty",
+				       h->dir, h->dir);
+		}
 		if (errno == ENOENT) {
 			return 0;
 		}
@@ -253,6 +262,7 @@ static int check_format(storage_t *h, MDB_txn *txn, char *errmsg, size_t errlen)
 			return sto_err(errmsg, errlen, STORAGE_ECORRUPT,
 				       "%s holds data but no format marker", h->dir);
 		}
+
 		sto_put_u32(buf, STORAGE_FORMAT_VERSION);
 		v.mv_data = buf;
 		v.mv_size = sizeof(buf);
@@ -682,6 +692,10 @@ int storage_space(storage_t *h, struct storage_space *out, char *errmsg, size_t 
 	out->map_size = info.me_mapsize;
 	out->page_size = st.ms_psize;
 	out->used_bytes = (pages - free_pages) * st.ms_psize;
+	struct statvfs vfs;
+	out->disk_free_bytes = statvfs(h->dir, &vfs) == 0
+				   ? (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize
+				   : UINT64_MAX;
 	return 0;
 }
 

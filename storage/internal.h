@@ -63,11 +63,12 @@ struct sto_wal_seg {
 	uint64_t *off;	/* file offset of each record */
 	uint64_t *term; /* term of each record */
 	uint64_t size;	/* bytes of valid data (the header and n records) */
+	uint32_t seed;	/* CRC32C state after the segment's nonce: record CRCs start from it */
 	int fd;
 };
 
-/* The log's files. Mutated only by the writer (persist, compaction, install, which the API
- * asks to call from one thread); `mu` guards the index against concurrent readers. */
+/* The log's files. Mutated only by writers (persist, compaction, install), which `wmu`
+ * serializes whatever thread they run on; `mu` guards the index against readers. */
 struct sto_wal {
 	pthread_mutex_t mu;
 	pthread_mutex_t wmu; /* held by a writer (persist, compact, install) for its whole run */
@@ -211,6 +212,8 @@ struct sto_log_bounds {
 /* Load the segment files and apply sto_wal_start_at(first, prev_term) (LMDB's log_start). */
 int sto_wal_open(storage_t *h, uint64_t first, uint64_t prev_term, char *errmsg, size_t errlen);
 void sto_wal_close(storage_t *h);
+/* Whether <dir>/wal holds segment files (before anything is opened). */
+bool sto_wal_has_segments(const char *dir);
 void sto_wal_bounds(storage_t *h, struct sto_log_bounds *b);
 /* Writer only: the checks of storage_persist's log part against the current log (nothing
  * written). *rewrites says whether it truncates or replaces entries. */

@@ -78,7 +78,7 @@ enum storage_error {
 	STORAGE_EBUSY = -4,	   /* data directory in use (by another process or handle) */
 	STORAGE_EFORMAT = -5,	   /* unknown or newer on-disk format */
 	STORAGE_ECORRUPT = -6,	   /* corrupt or truncated data file, bad record, bad checksum */
-	STORAGE_ENOSPC = -7,	   /* LMDB map full: the write was rolled back, reads go on */
+	STORAGE_ENOSPC = -7,	   /* map or disk full: the write was rolled back, reads go on */
 	STORAGE_EFATAL = -8,	   /* commit/fsync failed: stop using the handle, exit */
 	STORAGE_ECOMPACTED = -9,   /* log index below the first index (compacted away) */
 	STORAGE_EUNAVAIL = -10,	   /* log index above the last index */
@@ -147,19 +147,23 @@ void storage_close(storage_t *h);
 /* Counters since storage_open(), for benchmarks and metrics. */
 struct storage_stats {
 	uint64_t commits; /* write transactions committed (a log-only batch counts as one) */
-	uint64_t syncs;	  /* flushes to disk (fdatasync/fsync): 1 per log batch (+1 for a cut,
-			   * +2 for a new segment), 2 per durable LMDB commit (data, then meta
-			   * page), 1 per apply commit, 0 with nosync */
+	uint64_t syncs;	  /* flushes to disk (fdatasync/fsync): 1 per log batch (+1 or 2 for a
+			   * cut, +2 for a new segment, +1 when segments are discarded), 2 per
+			   * durable LMDB commit (data, then meta page), 1 per apply commit, 0
+			   * with nosync */
 };
 /* Fill `*out`. Never fails; may be called from any thread. */
 void storage_stats(storage_t *h, struct storage_stats *out);
 
 /* How full the data file is, for admission control: a server refuses new writes before the
- * map fills up, so that the log and the state machine never hit STORAGE_ENOSPC halfway. */
+ * map fills up, so that the state machine rarely hits STORAGE_ENOSPC halfway (the log's files
+ * are outside the map: a full disk is seen by the log append, which then waits). */
 struct storage_space {
 	uint64_t map_size;   /* the most the file may grow to (bytes) */
 	uint64_t used_bytes; /* pages in use: high-water mark minus pages on LMDB's free list */
 	uint64_t page_size;
+	uint64_t disk_free_bytes; /* free space on the data directory's filesystem for us
+				   * (statvfs f_bavail); UINT64_MAX when it cannot be read */
 };
 /* Fill `*out` (one read transaction; walks LMDB's free list, so call it now and then, not per
  * request). Any thread. Errors: STORAGE_EINVAL, STORAGE_EAGAIN, STORAGE_ECORRUPT, STORAGE_EIO. */
@@ -184,7 +188,8 @@ struct storage_entry {
 	size_t len; /* at most STORAGE_MAX_ENTRY_SIZE */
 };
 
-/* A summary of everything persistent; cheap (one read transaction). */
+/* A summary of everything persistent; cheap (one read transaction, and the log's bounds under
+ * a short lock: the two parts are not one atomic snapshot). */
 struct storage_state {
 	struct storage_hard_state hard_state;
 	uint64_t first_index;	 /* first entry in the log (1 on a fresh log) */

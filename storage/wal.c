@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/internal.h"
@@ -13,16 +15,22 @@
 /*
  * Layout (docs/storage.md): <dir>/wal/<seq as 16 hex digits>.wal, seq growing by one per new
  * segment. A segment is a header then records, back to back:
- *   header: "CAIRNWAL" | version u32 | crc u32 (CRC32C of seq and first) | seq u64 | first u64
- *   record: crc u32 (CRC32C of everything after it) | len u32 | index u64 | term u64 | type u8
- *           | flags u8 (bit 0: last record of its batch) | 2 zero bytes | len bytes of data
+ *   header: "CAIRNWAL" | version u32 | crc u32 (CRC32C of the next 24 bytes) | seq u64
+ *           | first u64 | nonce u64 (random)
+ *   record: crc u32 | len u32 | index u64 | term u64 | type u8 | flags u8 (bit 0: last record
+ *           of its batch, bit 1: first record of its batch) | 2 zero bytes | len bytes of data
+ *   A record's crc is the CRC32C of the segment's nonce followed by everything after the crc
+ *   field: bytes that merely look like a record (a client's value holding one) do not check.
  * Records are contiguous by index across segments and their terms never decrease.
  *
  * Why it is safe without a transaction log of its own:
  * - A batch is one pwrite at the end of the active segment, then fdatasync. A crash can only
  *   tear the batch being written, which was never acknowledged: at open, the first record of
  *   the last segment that fails its checks ends the log and the file is cut there, unless a
- *   complete batch follows the damage (then an acknowledged record went bad: ECORRUPT).
+ *   later batch starts after the damage (a valid record with the first-of-batch flag: that
+ *   batch was written after the damaged one was flushed and acknowledged, so this is
+ *   corruption, ECORRUPT). Records of the torn batch itself may survive after the damage
+ *   (pages reach the disk in any order); they are not first of their batch.
  * - Nothing is ever overwritten in place. A truncation (a conflicting suffix, §3.5) cuts the
  *   file with ftruncate and fsyncs it before anything new is written after the cut, so no
  *   stale record can follow a new one after a crash.
@@ -37,9 +45,13 @@
 #define WAL_MAGIC	     "CAIRNWAL"
 #define WAL_MAGIC_SIZE	     8u
 #define WAL_VERSION	     1u
-#define WAL_SEG_HDR_SIZE     32u /* magic(8) version(4) crc(4) seq(8) first(8) */
+#define WAL_SEG_HDR_SIZE     40u /* magic(8) version(4) crc(4) seq(8) first(8) nonce(8) */
+#define WAL_HDR_CRC_FROM     16u /* the header's crc covers seq, first and nonce */
 #define WAL_REC_HDR_SIZE     28u /* crc(4) len(4) index(8) term(8) type(1) flags(1) pad(2) */
 #define WAL_FLAG_BATCH_END   0x1u /* the last record of a batch (one write + flush) */
+#define WAL_FLAG_BATCH_FIRST 0x2u /* the first record of a batch */
+#define WAL_CRC_INIT	     0xffffffffu
+#define WAL_BUF_KEEP	     (4u * 1024u * 1024u) /* a larger encoding buffer is freed after use */
 #define WAL_NAME_SIZE	     32u
 #define WAL_PATH_MAX	     4096u
 #define WAL_SEQ_HEX_DIGITS   16u
@@ -227,8 +239,9 @@ static int fsync_dir(storage_t *h, char *errmsg, size_t errlen)
 	return 0;
 }
 
-/* Removes segments [from, n_segs) from the end backwards (so that a crash halfway leaves a
- * contiguous log), or [0, upto) from the front. Called with mu held. */
+/* Removes segments [lo, hi), the last one first (for a suffix, a crash halfway then leaves a
+ * contiguous log; for a prefix, the gap a crash may leave is below the log's start, and open
+ * drops such dead segments unread). Called with mu held. */
 static void drop_segs(storage_t *h, size_t lo, size_t hi)
 {
 	struct sto_wal *w = &h->wal;
@@ -281,25 +294,38 @@ static int read_file(int fd, uint8_t **out, size_t *size, char *errmsg, size_t e
 	return 0;
 }
 
+/* The running CRC state after a segment's nonce: where every record's CRC starts. */
+static uint32_t nonce_seed(struct sto_wal *w, const uint8_t *nonce)
+{
+	return sto_crc32c_extend(w->crc_table, WAL_CRC_INIT, nonce, STO_U64_SIZE);
+}
+
+static uint32_t rec_crc(struct sto_wal *w, uint32_t seed, const uint8_t *p, size_t n)
+{
+	return sto_crc32c_extend(w->crc_table, seed, p, n) ^ WAL_CRC_INIT;
+}
+
 static bool header_valid(struct sto_wal *w, const uint8_t *p, size_t size, uint64_t seq,
-			 uint64_t *first)
+			 uint64_t *first, uint32_t *seed)
 {
 	if (size < WAL_SEG_HDR_SIZE || memcmp(p, WAL_MAGIC, WAL_MAGIC_SIZE) != 0)
 		return false;
 	if (sto_get_u32(p + 8) != WAL_VERSION)
 		return false;
-	if (sto_crc32c(w->crc_table, p + 16, 16) != sto_get_u32(p + 12))
+	if (sto_crc32c(w->crc_table, p + WAL_HDR_CRC_FROM, WAL_SEG_HDR_SIZE - WAL_HDR_CRC_FROM) !=
+	    sto_get_u32(p + 12))
 		return false;
 	if (sto_get_u64(p + 16) != seq)
 		return false;
 	*first = sto_get_u64(p + 24);
+	*seed = nonce_seed(w, p + 32);
 	return *first != 0;
 }
 
 /* Decodes the record at `off` of a segment image; false if it is not a valid record at
  * `index` with a term >= min_term. */
-static bool record_at(struct sto_wal *w, const uint8_t *p, size_t size, size_t off, uint64_t index,
-		      uint64_t min_term, struct storage_entry *e, size_t *rec_size)
+static bool record_at(struct sto_wal *w, uint32_t seed, const uint8_t *p, size_t size, size_t off,
+		      uint64_t index, uint64_t min_term, struct storage_entry *e, size_t *rec_size)
 {
 	if (size - off < WAL_REC_HDR_SIZE)
 		return false;
@@ -307,7 +333,7 @@ static bool record_at(struct sto_wal *w, const uint8_t *p, size_t size, size_t o
 	uint32_t len = sto_get_u32(r + 4);
 	if (len > STORAGE_MAX_ENTRY_SIZE || size - off - WAL_REC_HDR_SIZE < len)
 		return false;
-	if (sto_crc32c(w->crc_table, r + 4, WAL_REC_HDR_SIZE - 4 + len) != sto_get_u32(r))
+	if (rec_crc(w, seed, r + 4, WAL_REC_HDR_SIZE - 4 + len) != sto_get_u32(r))
 		return false;
 	e->index = sto_get_u64(r + 8);
 	e->term = sto_get_u64(r + 16);
@@ -318,24 +344,20 @@ static bool record_at(struct sto_wal *w, const uint8_t *p, size_t size, size_t o
 	return e->index == index && e->term >= min_term && e->term != 0;
 }
 
-/* After a bad record at `off` (which should be entry `index`): is there, further on, a valid
- * record that ends a batch and is not at the end of the file? A crash tears only the batch
- * being written (never acknowledged), which runs to the end of the file, so a complete batch
- * after the damage means an acknowledged record went bad: corruption, not a torn write. */
-static bool acked_batch_follows(struct sto_wal *w, const uint8_t *p, size_t size, size_t off,
-				uint64_t index)
+/* After a bad record at `off` (which should be entry `index`): does a later batch start
+ * further on (a valid record, of a higher index, that is the first of its batch)? Then the
+ * damaged batch had been flushed and acknowledged before that one was written. */
+static bool later_batch_follows(struct sto_wal *w, uint32_t seed, const uint8_t *p, size_t size,
+				size_t off, uint64_t index)
 {
 	uint64_t max_index = index + (size - off) / WAL_REC_HDR_SIZE;
 	for (size_t o = off + 1; o + WAL_REC_HDR_SIZE <= size; o++) {
 		uint64_t idx = sto_get_u64(p + o + 8);
-		if (idx <= index || idx > max_index)
+		if (idx <= index || idx > max_index || (p[o + 25] & WAL_FLAG_BATCH_FIRST) == 0)
 			continue;
 		struct storage_entry e;
 		size_t rec_size;
-		if (!record_at(w, p, size, o, idx, 0, &e, &rec_size))
-			continue;
-		if ((p[o + 25] & WAL_FLAG_BATCH_END) != 0 &&
-		    !all_zero(p + o + rec_size, size - o - rec_size))
+		if (record_at(w, seed, p, size, o, idx, 0, &e, &rec_size))
 			return true;
 	}
 	return false;
@@ -350,6 +372,7 @@ static int load_seg(storage_t *h, uint64_t seq, bool last, uint64_t expect_first
 	struct sto_wal *w = &h->wal;
 	char path[WAL_PATH_MAX];
 	struct sto_wal_seg s = {.fd = -1, .seq = seq};
+	uint32_t seed = 0;
 	uint8_t *img = NULL;
 	size_t size = 0;
 	int rv;
@@ -365,7 +388,7 @@ static int load_seg(storage_t *h, uint64_t seq, bool last, uint64_t expect_first
 	rv = read_file(s.fd, &img, &size, errmsg, errlen, path);
 	if (rv != 0)
 		goto err;
-	bool hdr_ok = header_valid(w, img, size, seq, &s.first);
+	bool hdr_ok = header_valid(w, img, size, seq, &s.first, &seed);
 	if (hdr_ok && expect_first != 0 && s.first != expect_first) {
 		rv = sto_err(errmsg, errlen, STORAGE_ECORRUPT,
 			     "%s starts at index %llu but the previous segment ends at %llu: "
@@ -375,7 +398,10 @@ static int load_seg(storage_t *h, uint64_t seq, bool last, uint64_t expect_first
 		goto err;
 	}
 	if (!hdr_ok) {
-		if (!last) {
+		/* The header is flushed before any record is written: a bad one with data after
+		 * it is damage, not a creation cut short. */
+		if (!last || (size > WAL_SEG_HDR_SIZE &&
+			      !all_zero(img + WAL_SEG_HDR_SIZE, size - WAL_SEG_HDR_SIZE))) {
 			rv = sto_err(errmsg, errlen, STORAGE_ECORRUPT, "%s: bad segment header",
 				     path);
 			goto err;
@@ -393,7 +419,7 @@ static int load_seg(storage_t *h, uint64_t seq, bool last, uint64_t expect_first
 	while (off < size) {
 		struct storage_entry e;
 		size_t rec_size;
-		if (!record_at(w, img, size, off, s.first + s.n, min_term, &e, &rec_size)) {
+		if (!record_at(w, seed, img, size, off, s.first + s.n, min_term, &e, &rec_size)) {
 			if (all_zero(img + off, size - off))
 				break; /* the preallocated rest of the segment */
 			if (!last) {
@@ -402,10 +428,10 @@ static int load_seg(storage_t *h, uint64_t seq, bool last, uint64_t expect_first
 					     (unsigned long long)(s.first + s.n));
 				goto err;
 			}
-			if (acked_batch_follows(w, img, size, off, s.first + s.n)) {
+			if (later_batch_follows(w, seed, img, size, off, s.first + s.n)) {
 				rv = sto_err(errmsg, errlen, STORAGE_ECORRUPT,
 					     "%s: bad record at offset %zu (index %llu) followed by "
-					     "complete batches",
+					     "later batches",
 					     path, off, (unsigned long long)(s.first + s.n));
 				goto err;
 			}
@@ -429,6 +455,7 @@ static int load_seg(storage_t *h, uint64_t seq, bool last, uint64_t expect_first
 		off += rec_size;
 	}
 	s.size = off < size ? off : size;
+	s.seed = seed;
 	free(img);
 	if (w->n_segs == w->cap_segs) {
 		size_t cap = w->cap_segs ? w->cap_segs * 2 : 8;
@@ -492,19 +519,38 @@ static int list_segs(struct sto_wal *w, uint64_t **out, size_t *n, char *errmsg,
 	return 0;
 }
 
+bool sto_wal_has_segments(const char *dir)
+{
+	char sub[WAL_PATH_MAX];
+	int n = snprintf(sub, sizeof(sub), "%s/%s", dir, WAL_DIR);
+	if (n < 0 || (size_t)n >= sizeof(sub))
+		return false;
+	DIR *d = opendir(sub);
+	if (d == NULL)
+		return false;
+	bool found = false;
+	struct dirent *de;
+	uint64_t seq;
+	while (!found && (de = readdir(d)) != NULL)
+		found = parse_name(de->d_name, &seq);
+	closedir(d);
+	return found;
+}
+
 /* The first index a segment says it starts at, from its header alone (0 if unreadable). */
 static uint64_t peek_first(struct sto_wal *w, uint64_t seq)
 {
 	char path[WAL_PATH_MAX];
 	uint8_t hdr[WAL_SEG_HDR_SIZE];
 	uint64_t first = 0;
+	uint32_t seed;
 	if (seg_path(w, path, seq, NULL, 0) != 0)
 		return 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
-	    !header_valid(w, hdr, sizeof(hdr), seq, &first))
+	    !header_valid(w, hdr, sizeof(hdr), seq, &first, &seed))
 		first = 0;
 	close(fd);
 	return first;
@@ -643,6 +689,19 @@ int sto_wal_start_at(storage_t *h, uint64_t first, uint64_t prev_term, char *err
 
 /* ---- appending ------------------------------------------------------------------------------ */
 
+/* Eight unpredictable bytes (getrandom; if it fails, the clock and the pid: what matters is
+ * that a client cannot guess them). */
+static void make_nonce(uint8_t *out, uint64_t seq)
+{
+	if (getrandom(out, STO_U64_SIZE, 0) == (ssize_t)STO_U64_SIZE)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t x = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16) ^
+		     seq;
+	sto_put_u64(out, x * 0x9e3779b97f4a7c15ull);
+}
+
 /* Creates the next segment, starting at `first`, and makes it the active one. */
 static int new_seg(storage_t *h, uint64_t first, char *errmsg, size_t errlen)
 {
@@ -674,7 +733,10 @@ static int new_seg(storage_t *h, uint64_t first, char *errmsg, size_t errlen)
 	sto_put_u32(hdr + 8, WAL_VERSION);
 	sto_put_u64(hdr + 16, s.seq);
 	sto_put_u64(hdr + 24, first);
-	sto_put_u32(hdr + 12, sto_crc32c(w->crc_table, hdr + 16, 16));
+	make_nonce(hdr + 32, s.seq);
+	sto_put_u32(hdr + 12, sto_crc32c(w->crc_table, hdr + WAL_HDR_CRC_FROM,
+					 WAL_SEG_HDR_SIZE - WAL_HDR_CRC_FROM));
+	s.seed = nonce_seed(w, hdr + 32);
 	ssize_t wr = pwrite(s.fd, hdr, sizeof(hdr), 0);
 	if (wr != (ssize_t)sizeof(hdr)) {
 		int err = wr < 0 ? errno : ENOSPC;
@@ -721,30 +783,33 @@ static int cut_from(storage_t *h, uint64_t from, char *errmsg, size_t errlen)
 	if (s == NULL)
 		return 0;
 	size_t k = (size_t)(s - w->segs);
-	bool dir_changed = false;
-	pthread_mutex_lock(&w->mu);
-	if (slot == 0 && k > 0) {
-		drop_segs(h, k, w->n_segs);
-		dir_changed = true;
+	bool whole = slot == 0 && k > 0; /* the cut is a segment boundary */
+	size_t drop_from = whole ? k : k + 1;
+	if (drop_from < w->n_segs) {
+		pthread_mutex_lock(&w->mu);
+		drop_segs(h, drop_from, w->n_segs);
+		pthread_mutex_unlock(&w->mu);
+		/* Durable before the cut below: a crash between the two then leaves the old
+		 * tail of segment k, a prefix of the old log, never a cut segment followed by
+		 * segments that no longer follow it. */
+		int rv = fsync_dir(h, errmsg, errlen);
+		if (rv != 0)
+			return rv;
+	}
+	if (whole) {
 		/* The previous segment is active again: give it room (its tail was trimmed). */
 		preallocate(w, w->segs[k - 1].fd, w->segs[k - 1].size);
-	} else {
-		if (k + 1 < w->n_segs) {
-			drop_segs(h, k + 1, w->n_segs);
-			dir_changed = true;
-		}
-		s = &w->segs[k];
-		s->n = slot;
-		s->size = slot == 0 ? WAL_SEG_HDR_SIZE : s->off[slot];
+		return 0;
 	}
+	pthread_mutex_lock(&w->mu);
+	s = &w->segs[k];
+	s->n = slot;
+	s->size = slot == 0 ? WAL_SEG_HDR_SIZE : s->off[slot];
 	pthread_mutex_unlock(&w->mu);
-	if (k < w->n_segs) {
-		s = &w->segs[k];
-		if (ftruncate(s->fd, (off_t)s->size) != 0 || sync_fd(h, s->fd, true) != 0)
-			return wal_fatal(h, errmsg, errlen, "cannot cut the log", errno);
-		preallocate(w, s->fd, s->size); /* zeros after the cut: no stale records */
-	}
-	return dir_changed ? fsync_dir(h, errmsg, errlen) : 0;
+	if (ftruncate(s->fd, (off_t)s->size) != 0 || sync_fd(h, s->fd, true) != 0)
+		return wal_fatal(h, errmsg, errlen, "cannot cut the log", errno);
+	preallocate(w, s->fd, s->size); /* zeros after the cut: no stale records */
+	return 0;
 }
 
 int sto_wal_check_append(storage_t *h, uint64_t truncate_from, const struct storage_entry *e,
@@ -851,11 +916,12 @@ int sto_wal_append(storage_t *h, uint64_t truncate_from, const struct storage_en
 		sto_put_u64(p + 8, e[i].index);
 		sto_put_u64(p + 16, e[i].term);
 		p[24] = e[i].type;
-		p[25] = i + 1 == n ? WAL_FLAG_BATCH_END : 0;
+		p[25] = (uint8_t)((i == 0 ? WAL_FLAG_BATCH_FIRST : 0u) |
+				  (i + 1 == n ? WAL_FLAG_BATCH_END : 0u));
 		p[26] = p[27] = 0;
 		if (e[i].len > 0)
 			memcpy(p + WAL_REC_HDR_SIZE, e[i].data, e[i].len);
-		sto_put_u32(p, sto_crc32c(w->crc_table, p + 4, WAL_REC_HDR_SIZE - 4 + e[i].len));
+		sto_put_u32(p, rec_crc(w, s->seed, p + 4, WAL_REC_HDR_SIZE - 4 + e[i].len));
 		p += WAL_REC_HDR_SIZE + e[i].len;
 	}
 	unsigned countdown = atomic_load(&h->fail_commit_after);
@@ -897,6 +963,8 @@ int sto_wal_append(storage_t *h, uint64_t truncate_from, const struct storage_en
 	}
 	s->size = off;
 	pthread_mutex_unlock(&w->mu);
+	if (w->buf.cap > WAL_BUF_KEEP)
+		sto_buf_free(&w->buf); /* a catch-up burst: do not keep its buffer */
 	return 0;
 }
 
@@ -933,7 +1001,7 @@ int sto_wal_term(storage_t *h, uint64_t index, uint64_t *term, char *errmsg, siz
 /* Reads entry `i` into *buf (grown as needed) under the index lock, so that the writer cannot
  * close or cut its file meanwhile; the caller checks and uses it without the lock. */
 static int read_one(struct sto_wal *w, uint64_t i, uint8_t **buf, size_t *cap, size_t *size,
-		    uint64_t *term, char *errmsg, size_t errlen)
+		    uint64_t *term, uint32_t *seed, char *errmsg, size_t errlen)
 {
 	struct sto_log_bounds b;
 	int rv = 0;
@@ -961,6 +1029,7 @@ static int read_one(struct sto_wal *w, uint64_t i, uint8_t **buf, size_t *cap, s
 	uint64_t end = slot + 1 < s->n ? s->off[slot + 1] : s->size;
 	*size = (size_t)(end - s->off[slot]);
 	*term = s->term[slot];
+	*seed = s->seed;
 	if (*size > *cap) {
 		uint8_t *nb = realloc(*buf, *size);
 		if (nb == NULL) {
@@ -1009,12 +1078,13 @@ int sto_wal_read(storage_t *h, uint64_t lo, uint64_t hi, size_t max_bytes, stora
 	for (uint64_t i = lo; i < hi; i++) {
 		size_t size = 0;
 		uint64_t term = 0;
-		rv = read_one(w, i, &buf, &cap, &size, &term, errmsg, errlen);
+		uint32_t seed = 0;
+		rv = read_one(w, i, &buf, &cap, &size, &term, &seed, errmsg, errlen);
 		if (rv != 0)
 			break;
 		struct storage_entry e;
 		size_t rec_size;
-		if (!record_at(w, buf, size, 0, i, term, &e, &rec_size) || rec_size != size ||
+		if (!record_at(w, seed, buf, size, 0, i, term, &e, &rec_size) || rec_size != size ||
 		    e.term != term) {
 			rv = sto_err(errmsg, errlen, STORAGE_ECORRUPT,
 				     "log entry %llu is corrupt (bad checksum or header)",

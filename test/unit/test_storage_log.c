@@ -509,26 +509,26 @@ START_TEST(test_corrupt_log_record)
 	storage_t *h2 = NULL;
 	long size;
 
-	/* one batch per entry; a 32-byte segment header, then records of a 28-byte header and
-	 * "e<i>t1" (4 bytes below 10): entry 5 starts at 32 + 4 * 32 */
+	/* one batch per entry; a 40-byte segment header, then records of a 28-byte header and
+	 * "e<i>t1" (4 bytes below 10): entry 5 starts at 40 + 4 * 32 */
 	for (uint64_t i = 1; i <= 10; i++) {
 		append(i, i + 1, 1);
 	}
 	storage_close(h);
 	h = NULL;
-	size = 32 + 9 * 32 + 28 + 5; /* the end of entry 10 ("e10t1"); zeros follow */
+	size = 40 + 9 * 32 + 28 + 5; /* the end of entry 10 ("e10t1"); zeros follow */
 	ck_assert_int_ge(file_size(segment_path()), size);
 	/* a byte of entry 5's data, then of its length field: complete batches follow, so it is
 	 * corruption, not a torn write, whichever field went bad */
-	flip_byte(segment_path(), 32 + 4 * 32 + 29);
+	flip_byte(segment_path(), 40 + 4 * 32 + 29);
 	ck_assert_int_eq(storage_open(dir, NULL, &h2, err, sizeof(err)), STORAGE_ECORRUPT);
 	ck_assert_ptr_null(h2);
 	ck_assert_msg(strstr(err, "index 5") != NULL, "%s", err);
-	flip_byte(segment_path(), 32 + 4 * 32 + 29); /* repaired */
-	flip_byte(segment_path(), 32 + 4 * 32 + 7);
+	flip_byte(segment_path(), 40 + 4 * 32 + 29); /* repaired */
+	flip_byte(segment_path(), 40 + 4 * 32 + 7);
 	ck_assert_int_eq(storage_open(dir, NULL, &h2, err, sizeof(err)), STORAGE_ECORRUPT);
 	ck_assert_msg(strstr(err, "index 5") != NULL, "%s", err);
-	flip_byte(segment_path(), 32 + 4 * 32 + 7);
+	flip_byte(segment_path(), 40 + 4 * 32 + 7);
 
 	/* the last record torn (the file may end inside it, or be followed by zeros): cut, the
 	 * rest intact */
@@ -684,6 +684,27 @@ START_TEST(test_applier)
 }
 END_TEST
 
+/* A new data.mdb beside an old log (data.mdb deleted by hand): the term and vote that went with
+ * the log are gone, so the directory is refused rather than reopened with term 0. */
+START_TEST(test_new_state_beside_old_log)
+{
+	char err[STORAGE_ERRMSG_SIZE] = "";
+	storage_t *h2 = NULL;
+
+	append(1, 4, 3);
+	storage_close(h);
+	h = NULL;
+	ck_assert_int_eq(unlink(t_path(dir, "data.mdb")), 0);
+	ck_assert_int_eq(unlink(t_path(dir, "lock.mdb")), 0);
+	ck_assert_int_eq(storage_open(dir, NULL, &h2, err, sizeof(err)), STORAGE_ECORRUPT);
+	ck_assert_ptr_null(h2);
+	ck_assert_msg(strstr(err, "vote") != NULL, "%s", err);
+	/* nothing was created: a second try is refused the same way */
+	ck_assert_int_eq(access(t_path(dir, "data.mdb"), F_OK), -1);
+	ck_assert_int_eq(storage_open(dir, NULL, &h2, err, sizeof(err)), STORAGE_ECORRUPT);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("storage_log");
@@ -705,6 +726,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_state_without_log_files);
 	tcase_add_test(tc, test_read_callback_reenters);
 	tcase_add_test(tc, test_applier);
+	tcase_add_test(tc, test_new_state_beside_old_log);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -10,10 +10,10 @@
 #include "test/unit/test_storage_util.h"
 
 /* 16 bytes of data per entry, so a record is 44 bytes and a segment of SEG_SIZE holds
- * exactly 4 single-entry batches (32 + 4 * 44 = 208 >= 200: the fifth starts a new file). */
+ * exactly 4 single-entry batches (40 + 4 * 44 = 216 >= 200: the fifth starts a new file). */
 #define SEG_SIZE     200u
 #define DATA_LEN     16u
-#define SEG_HDR_SIZE 32u
+#define SEG_HDR_SIZE 40u
 #define REC_HDR_SIZE 28u
 #define REC_SIZE     (REC_HDR_SIZE + DATA_LEN)
 #define MAX_SEGS     64u
@@ -309,18 +309,30 @@ static uint32_t be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* An independent CRC32C (Castagnoli, reflected), to check the on-disk format. */
-static uint32_t crc32c(const uint8_t *p, size_t len)
+/* An independent CRC32C (Castagnoli, reflected), to check the on-disk format: of `pre` (may be
+ * NULL) followed by p. */
+static uint32_t crc32c_of2(const uint8_t *pre, size_t pre_len, const uint8_t *p, size_t len)
 {
 	uint32_t crc = 0xffffffffu;
 
-	for (size_t i = 0; i < len; i++) {
-		crc ^= p[i];
+	for (size_t i = 0; i < pre_len + len; i++) {
+		crc ^= i < pre_len ? pre[i] : p[i - pre_len];
 		for (int b = 0; b < 8; b++) {
 			crc = (crc & 1u) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
 		}
 	}
 	return crc ^ 0xffffffffu;
+}
+
+static uint32_t crc32c(const uint8_t *p, size_t len)
+{
+	return crc32c_of2(NULL, 0, p, len);
+}
+
+/* A record's CRC: of the segment's nonce (header bytes 32..39), then the record after its crc. */
+static uint32_t rec_crc(const uint8_t *seg, const uint8_t *rec, size_t len)
+{
+	return crc32c_of2(seg + 32, 8, rec + 4, len - 4);
 }
 
 /* The end of the valid records of a segment image (each record checked against its CRC), and
@@ -334,7 +346,7 @@ static size_t walk_end(const uint8_t *p, size_t len, bool *tail_zero)
 		uint32_t n = be32(p + off + 4);
 
 		if (n > len - off - REC_HDR_SIZE ||
-		    be32(p + off) != crc32c(p + off + 4, REC_HDR_SIZE - 4 + n)) {
+		    be32(p + off) != rec_crc(p, p + off, REC_HDR_SIZE + n)) {
 			break;
 		}
 		off += REC_HDR_SIZE + n;
@@ -400,7 +412,8 @@ static void flip_byte(const char *path, long off)
 /* The files are what docs/storage.md describes, byte for byte. */
 START_TEST(test_on_disk_layout)
 {
-	static const uint8_t flags_seg2[] = {1, 1, 0, 0, 1}; /* 5, 6 alone; 7..9 one batch */
+	/* bit 0: last of its batch, bit 1: first; 1-6 alone (both), 7..9 one batch */
+	static const uint8_t flags_seg2[] = {3, 3, 2, 0, 1};
 	size_t len;
 	uint8_t *p;
 
@@ -417,7 +430,7 @@ START_TEST(test_on_disk_layout)
 		p = slurp(seg_path(seq), &len);
 		ck_assert_int_eq(memcmp(p, "CAIRNWAL", 8), 0);
 		ck_assert_uint_eq(be32(p + 8), 1);
-		ck_assert_uint_eq(be32(p + 12), crc32c(p + 16, 16));
+		ck_assert_uint_eq(be32(p + 12), crc32c(p + 16, 24));
 		ck_assert_uint_eq(be64(p + 16), seq);
 		ck_assert_uint_eq(be64(p + 24), first);
 		for (uint64_t i = 0; i < n; i++) {
@@ -427,12 +440,13 @@ START_TEST(test_on_disk_layout)
 			char want[DATA_LEN];
 
 			data_of(want, index, term);
-			ck_assert_uint_eq(be32(r), crc32c(r + 4, REC_SIZE - 4));
+			ck_assert_uint_eq(be32(r), rec_crc(p, r, REC_SIZE));
+			ck_assert_uint_ne(be32(r), crc32c(r + 4, REC_SIZE - 4)); /* the nonce counts */
 			ck_assert_uint_eq(be32(r + 4), DATA_LEN);
 			ck_assert_uint_eq(be64(r + 8), index);
 			ck_assert_uint_eq(be64(r + 16), term);
 			ck_assert_uint_eq(r[24], index % 5);
-			ck_assert_uint_eq(r[25], seq == 1 ? 1 : flags_seg2[i]);
+			ck_assert_uint_eq(r[25], seq == 1 ? 3 : flags_seg2[i]);
 			ck_assert_uint_eq(r[26], 0);
 			ck_assert_uint_eq(r[27], 0);
 			ck_assert_int_eq(memcmp(r + REC_HDR_SIZE, want, DATA_LEN), 0);
@@ -737,14 +751,23 @@ START_TEST(test_corrupt_last_segment)
 	ck_assert_uint_eq(seg_count(), 3);
 	storage_close(h);
 	h = NULL;
-	/* 9 and 10 are followed by complete batches (11 alone, then 12..14) */
-	for (uint64_t i = 9; i <= 10; i++) {
+	/* 9, 10 and 11 are followed by a later batch (12..14 at least: its first record is
+	 * intact), so each was flushed and acknowledged before it: corruption */
+	for (uint64_t i = 9; i <= 11; i++) {
 		off = rec_off(3, i) + REC_HDR_SIZE + 1;
 		flip_byte(seg_path(3), off);
 		ck_assert_int_eq(try_open(dir, err), STORAGE_ECORRUPT);
-		ck_assert_msg(strstr(err, "complete batches") != NULL, "%s", err);
+		ck_assert_msg(strstr(err, "later batches") != NULL, "%s", err);
 		flip_byte(seg_path(3), off);
 	}
+	/* 13 is inside the last batch, and 14 after it is intact but not first of a batch: a
+	 * torn write whose later page reached the disk; cut at 13 */
+	off = rec_off(3, 13) + REC_HDR_SIZE + 1;
+	flip_byte(seg_path(3), off);
+	h = t_open_opts(dir, &opts);
+	check_bounds(1, 12, 2);
+	storage_close(h);
+	h = NULL;
 	/* 12 is the first record of the last batch: cut there */
 	flip_byte(seg_path(3), rec_off(3, 12) + REC_HDR_SIZE + 1);
 	h = t_open_opts(dir, &opts);
