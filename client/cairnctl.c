@@ -741,8 +741,9 @@ static int status_targets(cairn_client *c, const struct cli *cli, char ***out, s
 		}
 		eps = calloc(s->n_members + 1, sizeof(*eps));
 		for (i = 0; eps != NULL && i < s->n_members; i++) {
-			if (s->members[i].client_addr[0] != '\0') {
-				eps[cnt++] = strdup(s->members[i].client_addr);
+			if (s->members[i].client_addr[0] != '\0' &&
+			    (eps[cnt] = strdup(s->members[i].client_addr)) != NULL) {
+				cnt++; /* out of memory: that member is left out, not a hole */
 			}
 		}
 		cairn_status_result_free(s);
@@ -757,8 +758,8 @@ static int status_targets(cairn_client *c, const struct cli *cli, char ***out, s
 				p++;
 				len--;
 			}
-			if (len > 0) {
-				eps[cnt++] = strndup(p, len);
+			if (len > 0 && (eps[cnt] = strndup(p, len)) != NULL) {
+				cnt++;
 			}
 			p += len;
 			p += *p == ',';

@@ -364,10 +364,15 @@ static void propose(struct conn *c, Cairn__Request *req, Cairn__Peer__Command *c
 /* Admission control: refuse a write the store may not have room for, so that no committed
  * entry ever meets a full map (or disk) on its way to disk. The reading lags a little; writes
  * admitted since it are counted on top. */
-static bool admit_write(struct server *s, size_t request_bytes)
+#define NOSPACE_MAP  "the data store is full (--map-size); reads still work"
+#define NOSPACE_DISK "the disk of the data directory is (nearly) full; reads still work"
+static bool admit_write(struct server *s, size_t request_bytes, const char **why)
 {
-	if (worker_nospace(s))
+	*why = NOSPACE_MAP;
+	if (worker_nospace(s)) {
+		*why = worker_nospace_disk(s) ? NOSPACE_DISK : NOSPACE_MAP;
 		return false;
+	}
 	for (int attempt = 0;; attempt++) {
 		struct storage_space sp;
 		uint64_t seq;
@@ -388,6 +393,7 @@ static bool admit_write(struct server *s, size_t request_bytes)
 		bool disk_ok = sp.disk_free_bytes == UINT64_MAX ||
 			       s->admitted_bytes + cost + CAIRN_DISK_RESERVE_BYTES <=
 				   sp.disk_free_bytes;
+		*why = disk_ok ? NOSPACE_MAP : NOSPACE_DISK;
 		if (disk_ok && sp.used_bytes + s->admitted_bytes + cost + reserve <= sp.map_size) {
 			s->admitted_bytes += cost;
 			return true;
@@ -428,9 +434,9 @@ static void handle_write(struct conn *c, Cairn__Request *req)
 		return;
 	}
 	/* Only valid writes are charged against the space estimate. */
-	if (!admit_write(s, cairn__request__get_packed_size(req))) {
-		reply_error(c, req->id, CAIRN__ERROR_CODE__NO_SPACE,
-			    "the data store is full (--map-size); reads still work");
+	const char *why;
+	if (!admit_write(s, cairn__request__get_packed_size(req), &why)) {
+		reply_error(c, req->id, CAIRN__ERROR_CODE__NO_SPACE, why);
 		return;
 	}
 	Cairn__Peer__Command cmd = CAIRN__PEER__COMMAND__INIT;
@@ -831,7 +837,7 @@ void node_on_job_done(struct server *s, struct job *j)
 }
 
 /* Answers the writes a batch of applied entries decides. Runs when the results are known,
- * before the apply transaction commits (worker.c, on_applied): the entries are committed in
+ * before the apply transaction commits (worker.c, post_results): the entries are committed in
  * Raft, so their outcome is final whatever happens to this disk write. Reads still wait for
  * s->applied, which moves only once the commit is done (and ask for it: want_commit). */
 void node_on_apply_results(struct server *s, struct job *j)

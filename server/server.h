@@ -254,6 +254,8 @@ void worker_submit(struct server *s, struct job *j);
 void worker_stop(struct server *s);
 void job_free(struct job *j);
 bool worker_nospace(struct server *s);
+/* Of those, whether it is the log thread waiting for disk space. */
+bool worker_nospace_disk(struct server *s);
 /* Asks the apply thread to commit what it applied (readers wait for it); loop thread. */
 void worker_commit_applies(struct server *s);
 /* Takes a new space reading now unless one is younger than CAIRN_SPACE_REFRESH_MS (loop

@@ -178,25 +178,15 @@ static void distribute_results(struct worker *w, struct job *batch,
 	}
 }
 
-struct early {
-	struct worker *w;
-	struct job *batch;
-	bool posted;
-};
-
 /* Called with a batch's results as soon as they are computed, before the commit (the entries
  * are committed in Raft: durable on a majority, and re-applied identically from the log after
  * a crash), so the loop may answer the clients now, while the disk works. The job structs stay
  * the worker's until they come back through the done list; the loop only reads `results`. */
-static void on_applied(void *arg, struct storage_result *res, size_t n)
+static void post_results(struct worker *w, struct job *batch, const struct storage_result *res)
 {
-	(void)n;
-	struct early *e = arg;
-	struct worker *w = e->w;
-	distribute_results(w, e->batch, res);
-	e->posted = true;
+	distribute_results(w, batch, res);
 	pthread_mutex_lock(&w->mu);
-	for (struct job *j = e->batch; j; j = j->next) {
+	for (struct job *j = batch; j; j = j->next) {
 		j->early_next = NULL;
 		if (w->early_tail)
 			w->early_tail->early_next = j;
@@ -317,7 +307,7 @@ static void commit_applies(struct worker *w)
 }
 
 /* Applies a batch of JOB_APPLY in the open apply transaction (opening one if needed); the
- * results go to the loop at once (on_applied), the jobs wait for the commit. The entries were
+ * results go to the loop at once (post_results), the jobs wait for the commit. The entries were
  * persisted before the core handed them out. */
 static void run_apply(struct worker *w, struct job *batch)
 {
@@ -350,8 +340,7 @@ static void run_apply(struct worker *w, struct job *batch)
 	}
 	if (rv != 0)
 		fatal(w, "apply", rv, msg);
-	struct early early = {.w = w, .batch = batch};
-	on_applied(&early, res, na);
+	post_results(w, batch, res);
 	free(res); /* each job has its copy */
 	append_list(&w->uncommitted, batch);
 }
@@ -684,6 +673,15 @@ void worker_stop(struct server *s)
 	pthread_cond_destroy(&w->cond);
 	pthread_cond_destroy(&w->acond);
 	pthread_cond_destroy(&w->idle);
+}
+
+bool worker_nospace_disk(struct server *s)
+{
+	struct worker *w = &s->worker;
+	pthread_mutex_lock(&w->mu);
+	bool v = w->nospace_log;
+	pthread_mutex_unlock(&w->mu);
+	return v;
 }
 
 bool worker_nospace(struct server *s)

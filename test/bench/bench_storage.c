@@ -51,8 +51,8 @@ static void remove_dir(const char *dir)
 	rmdir(dir);
 }
 
-/* One operation = persist `batch` log entries durably, then apply them as puts: in a second
- * transaction (storage_apply), or folded into the persist's transaction (combined). */
+/* One operation = persist `batch` log entries durably, then apply them as puts: with a second
+ * call (storage_apply), or as the apply part of the same storage_persist (combined). */
 static int run(const char *tmp, size_t batch, bool combined, struct result *out)
 {
 	static struct storage_entry entries[MAX_BATCH];
@@ -154,8 +154,9 @@ int main(void)
 	}
 	printf(
 	    "storage benchmark: one op = persist N log entries (durable) + apply them as N puts of "
-	    "%u-byte values;\n  separate: storage_persist then storage_apply (2 txns); "
-	    "combined: one storage_persist with the apply folded in (1 txn).\n"
+	    "%u-byte values;\n  separate: storage_persist then storage_apply (2 calls); "
+	    "combined: one storage_persist with an apply part (log write, then the apply "
+	    "commit).\n"
 	    "  data dir under %s%s\n\n",
 	    VALUE_SIZE, tmp,
 	    getenv("CAIRN_BENCH_NOSYNC") != NULL ? ", NOSYNC (not durable)" : ", real fsync");

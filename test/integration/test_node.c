@@ -1,9 +1,13 @@
 /* test_node.c — one cairnd process: defaults, restart, clean shutdown, and the data directory
- * failing (corrupt, locked by another process, full). */
+ * failing (corrupt, locked by another process, full map, full disk). */
+#define _GNU_SOURCE /* unshare(CLONE_NEWNS) */
+#include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -247,6 +251,102 @@ START_TEST(test_full_map_refuses_writes_reads_go_on)
 }
 END_TEST
 
+/* A full disk: the member's data directory is on a small tmpfs (in a mount namespace of this
+ * test process, so it goes away with it). Writes get NO_SPACE once less than the reserve would
+ * stay free, reads go on, nothing acknowledged is lost, and writes work again once space is
+ * freed, without a restart. Needs CAP_SYS_ADMIN (SKIPPED loudly otherwise). */
+#define DISK_MIB	 112 /* tmpfs size: cairnd keeps 64 MiB free */
+#define FILLER_CHUNK (1 << 20)
+START_TEST(test_full_disk_refuses_writes_reads_go_on)
+{
+	char mnt[] = "/tmp/cairn-disk-XXXXXX";
+	char size_opt[32];
+	snprintf(size_opt, sizeof(size_opt), "size=%dm", DISK_MIB);
+	H_ASSERT(mkdtemp(mnt) != NULL);
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", mnt, "tmpfs", 0, size_opt) != 0) {
+		fprintf(stderr,
+			"\n******** SKIPPED (needs root / CAP_SYS_ADMIN): "
+			"test_full_disk_refuses_writes_reads_go_on: %s\n\n",
+			strerror(errno));
+		rmdir(mnt);
+		return;
+	}
+	/* Take all but ~72 MiB: room for the member's files and a few writes. */
+	char filler[sizeof(mnt) + 16];
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+	int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	H_ASSERT(fd >= 0);
+	char *chunk = calloc(1, FILLER_CHUNK);
+	H_ASSERT(chunk != NULL);
+	for (int i = 0; i < DISK_MIB - 72; i++)
+		H_ASSERT(write(fd, chunk, FILLER_CHUNK) == FILLER_CHUNK);
+	free(chunk);
+	close(fd);
+	H_ASSERT(setenv("TMPDIR", mnt, 1) == 0);
+
+	struct h_cluster_opts o = {.n = 1};
+	struct h_cluster *c = h_cluster_new(&o);
+	h_cluster_start(c);
+	struct h_conn *hc = h_connect_member(c, 1, H_RPC_TIMEOUT_MS);
+	H_ASSERT(hc != NULL);
+	size_t vlen = 100 << 10;
+	char *v = malloc(vlen);
+	memset(v, 'd', vlen);
+	int stored = 0;
+	bool full = false;
+	Cairn__Response *r;
+	for (int i = 0; i < 400 && !full; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "d-%d", i);
+		struct h_req p;
+		h_req_put(&p, key, strlen(key), v, vlen);
+		r = h_call(hc, &p.req, H_RPC_TIMEOUT_MS);
+		H_ASSERT_MSG(r != NULL, "put %d: no reply", i);
+		full = h_errcode(r) == CAIRN__ERROR_CODE__NO_SPACE;
+		if (full)
+			H_ASSERT_MSG(strstr(h_errmsg(r), "disk") != NULL, "%s", h_errmsg(r));
+		else
+			H_ASSERT_OK(r);
+		stored += !full;
+		h_free(r);
+	}
+	H_ASSERT_MSG(full, "400 puts of 100 KiB fit on a nearly full %d MiB disk", DISK_MIB);
+	H_ASSERT(stored > 0);
+	/* Reads go on, and every acknowledged write is there. */
+	for (int i = 0; i < stored; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "d-%d", i);
+		r = h_get(hc, key, i % 2, H_RPC_TIMEOUT_MS);
+		H_ASSERT_OK(r);
+		H_ASSERT(h_kv(r) != NULL && h_kv(r)->value.len == vlen);
+		h_free(r);
+	}
+	/* Free space: writes are taken again, without a restart. */
+	H_ASSERT(unlink(filler) == 0);
+	bool taken = false;
+	for (int i = 0; i < 50 && !taken; i++) {
+		struct h_req p;
+		h_req_put(&p, "after", 5, v, vlen);
+		r = h_call(hc, &p.req, H_RPC_TIMEOUT_MS);
+		H_ASSERT(r != NULL);
+		taken = h_errcode(r) == 0;
+		if (!taken)
+			H_ASSERT_ERR(r, CAIRN__ERROR_CODE__NO_SPACE);
+		h_free(r);
+		if (!taken)
+			usleep(100 * 1000);
+	}
+	H_ASSERT_MSG(taken, "writes still refused 5 s after space was freed");
+	free(v);
+	H_ASSERT(c->m[1].pid > 0 && h_member_wait_exit(c, 1, 0) == -1);
+	h_close(hc);
+	h_cluster_destroy(c); /* asserts exit status 0 */
+	umount2(mnt, MNT_DETACH);
+	rmdir(mnt);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("integration: node");
@@ -256,6 +356,7 @@ int main(void)
 	h_add_test(tc, test_corrupt_data_dir);
 	h_add_test(tc, test_locked_data_dir);
 	h_add_test(tc, test_full_map_refuses_writes_reads_go_on);
+	h_add_test(tc, test_full_disk_refuses_writes_reads_go_on);
 	suite_add_tcase(s, tc);
 	return h_run_suite(s);
 }
