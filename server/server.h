@@ -305,8 +305,7 @@ struct server {
 	uv_signal_t sig_term, sig_int;
 
 	struct worker worker;
-	size_t jobs_in_flight;
-	size_t log_jobs_in_flight; /* of them, queued for the log thread (persist, install) */
+	size_t log_jobs_in_flight; /* storage jobs queued for the log thread (persist, install) */
 
 	struct conn *conns;
 	uint64_t next_conn_id;

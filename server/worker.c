@@ -418,27 +418,30 @@ static void wait_applies(struct worker *w)
 	pthread_mutex_unlock(&w->mu);
 }
 
-/* A snapshot install (log thread, in queue order) or a log compaction (apply thread, after
- * committing what it applied: both need LMDB's writer lock). An install replaces the state
- * machine, so every apply handed out before it runs first (none comes after it until the
- * loop hears it is done: the core hands out nothing while installing). */
-static void run_single(struct worker *w, struct job *j)
+/* A snapshot install (log thread, in queue order). It replaces the state machine, so every
+ * apply handed out before it runs and commits first (none comes after it until the loop hears
+ * it is done: the core hands out nothing while installing). */
+static void run_install(struct worker *w, struct job *j)
 {
-	if (j->kind == JOB_INSTALL) {
-		wait_applies(w);
-		j->status = storage_snapshot_install_finish(j->install, &j->meta, j->errmsg,
-							    sizeof(j->errmsg));
-		j->install = NULL; /* released by finish, whatever the outcome */
-	} else {
-		j->status =
-		    storage_log_compact(w->s->store, j->compact_upto, j->errmsg, sizeof(j->errmsg));
-	}
+	wait_applies(w);
+	j->status =
+	    storage_snapshot_install_finish(j->install, &j->meta, j->errmsg, sizeof(j->errmsg));
+	j->install = NULL; /* released by finish, whatever the outcome */
 	if (j->status == STORAGE_EFATAL)
-		fatal(w, j->kind == JOB_INSTALL ? "snapshot install" : "log compaction", j->status,
-		      j->errmsg);
-	if (j->status == 0) {
+		fatal(w, "snapshot install", j->status, j->errmsg);
+	if (j->status == 0)
 		refresh_space(w, true);
-	}
+}
+
+/* A log compaction (apply thread, with no transaction of its own open: it needs LMDB's
+ * writer lock). */
+static void run_compact(struct worker *w, struct job *j)
+{
+	j->status = storage_log_compact(w->s->store, j->compact_upto, j->errmsg, sizeof(j->errmsg));
+	if (j->status == STORAGE_EFATAL)
+		fatal(w, "log compaction", j->status, j->errmsg);
+	if (j->status == 0)
+		refresh_space(w, true);
 }
 
 /* Runs what was queued for the log thread, in order: consecutive persist jobs as one batch,
@@ -454,7 +457,7 @@ static void run_queue(struct worker *w, struct job *batch)
 		struct job *after = end->next;
 		end->next = NULL;
 		if (rest->kind == JOB_INSTALL)
-			run_single(w, rest);
+			run_install(w, rest);
 		else
 			run_persist(w, rest);
 		hand_back(w, rest);
@@ -528,7 +531,7 @@ static void *apply_main(void *arg)
 			} else {
 				if (w->applier != NULL)
 					commit_applies(w);
-				run_single(w, batch);
+				run_compact(w, batch);
 				hand_back(w, batch);
 			}
 			batch = rest;
@@ -580,7 +583,6 @@ static void on_done(uv_async_t *a)
 	}
 	for (struct job *j = list, *next; j; j = next) {
 		next = j->next;
-		w->s->jobs_in_flight--;
 		if (j->kind != JOB_APPLY && j->kind != JOB_COMPACT)
 			w->s->log_jobs_in_flight--;
 		node_on_job_done(w->s, j);
@@ -625,7 +627,6 @@ void worker_submit(struct server *s, struct job *j)
 {
 	struct worker *w = &s->worker;
 	j->next = NULL;
-	s->jobs_in_flight++;
 	bool apply_thread = j->kind == JOB_APPLY || j->kind == JOB_COMPACT;
 	if (!apply_thread)
 		s->log_jobs_in_flight++;

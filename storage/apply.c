@@ -577,7 +577,6 @@ err_after_begin:
 struct storage_applier {
 	storage_t *h;
 	MDB_txn *txn;
-	size_t batches; /* applied since begin */
 };
 
 int storage_applier_begin(storage_t *h, struct storage_applier **out, char *errmsg, size_t errlen)
@@ -632,9 +631,6 @@ int storage_applier_apply(struct storage_applier *a, const struct storage_cmd *c
 		 * storage_applier_begin() will be committed. */
 		mdb_txn_abort(a->txn);
 		a->txn = NULL;
-	}
-	if (rv == 0) {
-		a->batches++;
 	}
 	return rv;
 }

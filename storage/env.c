@@ -559,7 +559,7 @@ int storage_open(const char *dir, const struct storage_options *opts, storage_t 
 	h->wal.dir_fd = -1;
 	pthread_mutex_init(&h->wal.mu, NULL);
 	pthread_mutex_init(&h->wal.wmu, NULL);
-	h->wal_segment_size =
+	h->wal.segment_size =
 	    opts->segment_size != 0 ? opts->segment_size : STORAGE_DEFAULT_SEGMENT_SIZE;
 	h->nosync = opts->nosync;
 	h->session_ttl = opts->session_ttl != 0 ? opts->session_ttl : STORAGE_DEFAULT_SESSION_TTL;

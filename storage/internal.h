@@ -102,7 +102,6 @@ struct storage {
 	atomic_bool installing; /* a snapshot install is in progress */
 	atomic_uint_fast64_t commits;
 	atomic_uint_fast64_t syncs;
-	uint64_t wal_segment_size;
 	bool migrate_log; /* format 1 directory: its log moves to segment files at open */
 	struct sto_wal wal;
 };

@@ -108,15 +108,10 @@ static int persist_meta(storage_t *h, const struct storage_persist *batch, bool 
 		mdb_txn_abort(txn);
 		return rv;
 	}
-	bool handed_out = false;
-	if (!hard_state && batch->applied_cb != NULL) {
-		batch->applied_cb(batch->applied_arg, batch->results, batch->n_apply);
-		handed_out = true;
-	}
 	/* Applies need no more durability than storage_apply() gives them (the log redoes
 	 * them); a hard state must be on disk before the messages that depend on it leave. */
 	rv = sto_commit(h, txn, hard_state ? STO_DURABLE : STO_APPLY_DURABLE, errmsg, errlen);
-	if (rv != 0 && !hard_state && !handed_out) {
+	if (rv != 0 && !hard_state) {
 		sto_results_free(batch->results, batch->n_apply);
 	}
 	return rv;

@@ -246,13 +246,6 @@ struct storage_persist {
 	const struct storage_cmd *apply;	     /* borrowed; may be NULL if n_apply 0 */
 	size_t n_apply;
 	struct storage_result *results; /* room for n_apply results, as for storage_apply() */
-	/* Optional: called once the apply part is computed, before the commit, with the final
-	 * results. The outcome of a committed entry is decided by the log, not by this
-	 * transaction: a host may answer clients from here, while the disk flush runs. Once it
-	 * was called, `results` belong to the caller whatever the outcome of the commit (free
-	 * them with storage_result_free()); a retry after an error needs another array. */
-	void (*applied_cb)(void *arg, struct storage_result *results, size_t n);
-	void *applied_arg;
 };
 
 /* Persist `batch`: on success it is on disk (unless opened with nosync), and if it applied

@@ -567,7 +567,6 @@ int sto_wal_open(storage_t *h, uint64_t first, uint64_t prev_term, char *errmsg,
 	w->dir_fd = -1;
 	w->first = first;
 	w->prev_term = prev_term;
-	w->segment_size = h->wal_segment_size;
 	sto_crc32c_table(w->crc_table);
 	int len = snprintf(sub, sizeof(sub), "%s/%s", h->dir, WAL_DIR);
 	if (len < 0 || (size_t)len >= sizeof(sub))

@@ -30,8 +30,7 @@ static void key_of(char *k, size_t n, int i)
 	snprintf(k, n, "snap/%04d", i);
 }
 
-/* Writes keys [from, to): each key gets "v<i>-<round>"; every fifth key of round 1 is then
- * deleted, so the state holds puts, overwrites and deletions. */
+/* Writes keys [from, to): each key gets "v<i>-<round>-padding...". */
 static void write_keys(struct h_cluster *c, unsigned mask, int from, int to, int round)
 {
 	for (int i = from; i < to; i++) {
@@ -40,6 +39,22 @@ static void write_keys(struct h_cluster *c, unsigned mask, int from, int to, int
 		snprintf(v, sizeof(v), "v%d-%d-%s", i, round, "padding-padding-padding-padding");
 		H_ASSERT(h_put_anywhere(c, mask, k, v, RETRY_MS) > 0);
 	}
+}
+
+/* Deletes `key` through the leader among `mask`. */
+static void delete_key(struct h_cluster *c, unsigned mask, const char *key)
+{
+	int leader = h_find_leader_among(c, mask, H_LEADER_TIMEOUT_MS);
+	H_ASSERT(leader != 0);
+	struct h_conn *hc = h_connect_member(c, leader, H_RPC_TIMEOUT_MS);
+	H_ASSERT(hc != NULL);
+	struct h_txn t;
+	h_txn_init(&t);
+	h_txn_del(&t, H_SUCCESS, key);
+	Cairn__Response *r = h_txn(hc, &t.t, H_RPC_TIMEOUT_MS);
+	H_ASSERT_OK(r);
+	h_free(r);
+	h_close(hc);
 }
 
 /* Serializable reads on member `id` return every key as written last. */
@@ -65,13 +80,21 @@ START_TEST(test_lagging_follower_gets_snapshot)
 	int leader = h_cluster_start(c);
 	int f = leader % 3 + 1;
 	write_keys(c, H_ALL, 0, 10, 1);
+	H_ASSERT(h_put_anywhere(c, H_ALL, "snap/gone", "deleted while the follower is down",
+				RETRY_MS) > 0);
 	H_ASSERT(h_wait_value(c, f, "snap/0009", "v9-1-padding-padding-padding-padding", true,
+			      RETRY_MS));
+	H_ASSERT(h_wait_value(c, f, "snap/gone", "deleted while the follower is down", true,
 			      RETRY_MS));
 	h_member_stop_ok(c, f);
 	write_keys(c, ALL_BUT(f), 0, 120, 2); /* ~6 compactions of 20 entries */
+	delete_key(c, ALL_BUT(f), "snap/gone");
 	h_member_start(c, f);
 	H_ASSERT(h_wait_log(c, f, "installed a snapshot", RETRY_MS));
 	assert_keys(c, f, 120, 2);
+	/* The install replaced the follower's state: a key it held and the others deleted is
+	 * gone (an install that merged into the old state would keep it). */
+	H_ASSERT(h_wait_value(c, f, "snap/gone", NULL, true, RETRY_MS));
 	h_assert_converged(c, H_ALL, RETRY_MS);
 	Cairn__Response *st = h_member_status(c, f, H_RPC_TIMEOUT_MS);
 	H_ASSERT_OK(st);

@@ -237,82 +237,63 @@ START_TEST(test_failed_commit_is_fatal)
 }
 END_TEST
 
-/* applied_cb: called once with the final results after the apply part and before the commit
- * (a reader does not see the write yet); the results are then the caller's, even when the
- * commit fails. */
-struct applied_seen {
-	storage_t *h;
-	int calls;
-	size_t n;
-	int status;
-	uint64_t revision;
-	bool visible_before_commit;
-};
-
-static void on_applied(void *arg, struct storage_result *res, size_t n)
+/* The applier's results are final before the commit (a reader does not see the write yet), and
+ * they are the caller's whatever happens to the commit: a failed commit frees nothing of them
+ * and makes nothing visible. */
+static int put_early(storage_t *h, struct storage_result *res, bool *visible_before, char *err)
 {
-	struct applied_seen *a = arg;
-	struct storage_result r;
-	struct storage_op get = {.type = STORAGE_OP_RANGE, .key = "early", .key_len = 5};
-
-	a->calls++;
-	a->n = n;
-	a->status = res[0].status;
-	a->revision = res[0].revision;
-	ck_assert_int_eq(storage_range(a->h, &get, &r, NULL, 0), 0);
-	a->visible_before_commit = r.ops[0].n_kvs > 0;
-	storage_result_free(&r);
-}
-
-START_TEST(test_applied_cb_before_commit)
-{
-	char err[STORAGE_ERRMSG_SIZE] = "";
-	struct storage_options o = {0};
 	struct storage_op op = t_put_op("early", "bird");
 	struct storage_entry e = {.index = 1, .term = 1, .type = 1, .data = "x", .len = 1};
 	struct storage_cmd cmd = {.index = 1, .term = 1, .type = STORAGE_CMD_TXN};
+	struct storage_persist p = {.entries = &e, .n_entries = 1};
+	struct storage_applier *a;
+
+	cmd.txn.success = &op;
+	cmd.txn.n_success = 1;
+	ck_assert_int_eq(storage_persist(h, &p, err, STORAGE_ERRMSG_SIZE), 0);
+	ck_assert_int_eq(storage_applier_begin(h, &a, err, STORAGE_ERRMSG_SIZE), 0);
+	ck_assert_int_eq(storage_applier_apply(a, &cmd, 1, res, err, STORAGE_ERRMSG_SIZE), 0);
+	char *seen = t_get(h, "early", NULL);
+	*visible_before = seen != NULL;
+	free(seen);
+	return storage_applier_commit(a, err, STORAGE_ERRMSG_SIZE);
+}
+
+START_TEST(test_applier_results_before_commit)
+{
+	char err[STORAGE_ERRMSG_SIZE] = "";
+	struct storage_options o = {0};
 	struct storage_result res[1];
-	struct storage_persist p = {0};
-	struct applied_seen seen = {0};
+	bool visible_before = true;
 	storage_t *h;
 
 	o.nosync = true;
 	h = t_open_opts(dir, &o);
-	cmd.txn.success = &op;
-	cmd.txn.n_success = 1;
-	seen.h = h;
-	p.entries = &e;
-	p.n_entries = 1;
-	p.apply = &cmd;
-	p.n_apply = 1;
-	p.results = res;
-	p.applied_cb = on_applied;
-	p.applied_arg = &seen;
-	ck_assert_int_eq(storage_persist(h, &p, err, sizeof(err)), 0);
-	ck_assert_int_eq(seen.calls, 1);
-	ck_assert_uint_eq(seen.n, 1);
-	ck_assert_int_eq(seen.status, 0);
-	ck_assert_uint_eq(seen.revision, 1);
-	ck_assert(!seen.visible_before_commit);
+	ck_assert_int_eq(put_early(h, res, &visible_before, err), 0);
+	ck_assert(!visible_before);
+	ck_assert_int_eq(res[0].status, 0);
 	ck_assert_uint_eq(res[0].revision, 1);
 	storage_result_free(&res[0]);
 	t_assert_value(h, "early", "bird");
 	storage_close(h);
 
-	/* The commit fails after the callback: the results stay valid and are the caller's.
-	 * (The first write of the batch is the log append, the second the apply commit.) */
+	/* The commit fails (the first write is the log append, the second the commit): the
+	 * results stay valid and are the caller's; nothing is visible, now or after a reopen. */
 	t_rmdir(dir);
 	dir = t_mkdtemp();
 	o.fail_commit_after = 2;
 	h = t_open_opts(dir, &o);
-	memset(&seen, 0, sizeof(seen));
-	seen.h = h;
-	ck_assert_int_eq(storage_persist(h, &p, err, sizeof(err)), STORAGE_EFATAL);
-	ck_assert_int_eq(seen.calls, 1);
+	ck_assert_int_eq(put_early(h, res, &visible_before, err), STORAGE_EFATAL);
+	ck_assert(!visible_before);
 	ck_assert_int_eq(res[0].status, 0);
 	ck_assert_uint_eq(res[0].revision, 1);
 	storage_result_free(&res[0]); /* ASan: a double free if storage freed them too */
 	t_assert_value(h, "early", NULL);
+	storage_close(h);
+	h = t_open(dir);
+	t_assert_value(h, "early", NULL);
+	ck_assert_uint_eq(t_state(h).applied_index, 0);
+	ck_assert_uint_eq(t_state(h).last_index, 1);
 	storage_close(h);
 }
 END_TEST
@@ -512,7 +493,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_space_reading);
 	tcase_add_test(tc, test_kv_hash);
 	tcase_add_test(tc, test_failed_commit_is_fatal);
-	tcase_add_test(tc, test_applied_cb_before_commit);
+	tcase_add_test(tc, test_applier_results_before_commit);
 	tcase_add_test(tc, test_corrupt_kv_record);
 	tcase_add_test(tc, test_corrupt_session_record);
 	tcase_add_test(tc, test_concurrent_reader);

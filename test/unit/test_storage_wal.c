@@ -423,6 +423,7 @@ START_TEST(test_on_disk_layout)
 	assert_segs((const uint64_t[]){1, 2}, 2);
 	ck_assert_int_eq(seg_end(1), SEG_HDR_SIZE + 4 * REC_SIZE);
 	ck_assert_int_eq(seg_end(2), SEG_HDR_SIZE + 5 * REC_SIZE);
+	uint64_t nonces[3] = {0};
 	for (uint64_t seq = 1; seq <= 2; seq++) {
 		uint64_t first = seq == 1 ? 1 : 5;
 		uint64_t n = seq == 1 ? 4 : 5;
@@ -433,6 +434,8 @@ START_TEST(test_on_disk_layout)
 		ck_assert_uint_eq(be32(p + 12), crc32c(p + 16, 24));
 		ck_assert_uint_eq(be64(p + 16), seq);
 		ck_assert_uint_eq(be64(p + 24), first);
+		nonces[seq] = be64(p + 32); /* random per segment */
+		ck_assert_uint_ne(nonces[seq], 0);
 		for (uint64_t i = 0; i < n; i++) {
 			const uint8_t *r = p + SEG_HDR_SIZE + i * REC_SIZE;
 			uint64_t index = first + i;
@@ -453,6 +456,7 @@ START_TEST(test_on_disk_layout)
 		}
 		free(p);
 	}
+	ck_assert_uint_ne(nonces[1], nonces[2]);
 }
 END_TEST
 
